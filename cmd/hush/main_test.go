@@ -36,15 +36,27 @@ func TestDemo(t *testing.T) {
 	}
 	for _, want := range []string{
 		"[encrypted] <body xmlns=\"jabber:client\">Meet me at the lighthouse",
+		"<encrypted xmlns=\"urn:xmpp:omemo:2\">",
+		"alice reads: \"I'll be there.\"",
+		"refused: alice's first message delivered to bob's phone a second time",
 		"refused: a copy whose 'from' the server rewrote",
-		"refused: the same message replayed an hour later",
+		"refused: a new message from bob with its ciphertext changed",
+		"the genuine message still decrypts afterwards",
 		"ignored: a plaintext <body/>",
 	} {
 		if !strings.Contains(stdout, want) {
 			t.Errorf("demo output lacks %q", want)
 		}
 	}
-	for _, bad := range []string{"NOT REFUSED", "another reason"} {
+	// The server's view must not hold the plaintext.
+	from, to := strings.Index(stdout, "what the server sees"), strings.Index(stdout, "== bob's devices")
+	if from < 0 || to < from {
+		t.Fatalf("demo output lacks the server's view:\n%s", stdout)
+	}
+	if wire := stdout[from:to]; strings.Contains(wire, "lighthouse") || strings.Contains(wire, "<body") {
+		t.Errorf("the server's view holds the plaintext:\n%s", wire)
+	}
+	for _, bad := range []string{"NOT REFUSED"} {
 		if strings.Contains(stdout, bad) {
 			t.Errorf("demo output contains %q:\n%s", bad, stdout)
 		}
