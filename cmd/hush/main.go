@@ -79,6 +79,8 @@ func dispatch(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 		return nil
 	case "demo":
 		return runDemo(rest, stdout, stderr)
+	case "ox":
+		return runOX(rest, stdin, stdout, stderr)
 	default:
 		return &usageError{msg: fmt.Sprintf("unknown command %q", cmd), hint: `run "hush help" for the commands`}
 	}
