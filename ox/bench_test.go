@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/xml"
 	"io"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -102,11 +103,12 @@ func BenchmarkFloorDecryptVerify(b *testing.B) {
 // BenchmarkSealRatio and BenchmarkOpenRatio time Seal and Open against
 // their floors in alternating iterations, so that load from other processes
 // hits both alike, and report the ratio as "x-floor" (the issue asks for at
-// most 1.2).
+// most 1.2) and, less sensitive to preemption on a loaded machine, the ratio
+// of the median iteration times as "x-floor-median".
 func BenchmarkSealRatio(b *testing.B) {
 	alice, bob, _, _ := testKeys(b)
 	st := benchStanza(b)
-	var hush, floor time.Duration
+	var r ratio
 	for b.Loop() {
 		t0 := time.Now()
 		if _, err := Seal(st, SealOptions{Signer: alice, Recipients: []*Key{bob}}); err != nil {
@@ -114,21 +116,41 @@ func BenchmarkSealRatio(b *testing.B) {
 		}
 		t1 := time.Now()
 		floorMessage(b, alice, bob)
-		hush, floor = hush+t1.Sub(t0), floor+time.Since(t1)
+		r.add(t1.Sub(t0), time.Since(t1))
 	}
-	b.ReportMetric(float64(hush)/float64(floor), "x-floor")
+	r.report(b)
 }
 
+// BenchmarkOpenRatio also times encoding/xml's bare tokenizer (RawToken)
+// over the decrypted content element and reports it against the floor as
+// "xml-x-floor": Open parses that element with encoding/xml, so Open's
+// ratio cannot go below 1 + xml-x-floor.
 func BenchmarkOpenRatio(b *testing.B) {
 	alice, bob, _, _ := testKeys(b)
 	sealed, err := Seal(benchStanza(b), SealOptions{Signer: alice, Recipients: []*Key{bob}})
 	if err != nil {
 		b.Fatal(err)
 	}
+	opened, err := Open(sealed.Stanza, OpenOptions{Keys: []*Key{bob}, SenderKeys: []*Key{alice}})
+	if err != nil {
+		b.Fatal(err)
+	}
 	msg := floorMessage(b, alice, bob)
 	kr := openpgp.EntityList{bob.e, alice.Public().e}
-	var hush, floor time.Duration
+	var r ratio
+	var tokenizer []time.Duration
 	for b.Loop() {
+		t := time.Now()
+		d := xml.NewDecoder(bytes.NewReader(opened.Raw))
+		for {
+			if _, err := d.RawToken(); err == io.EOF {
+				break
+			} else if err != nil {
+				b.Fatal(err)
+			}
+		}
+		tokenizer = append(tokenizer, time.Since(t))
+
 		t0 := time.Now()
 		if _, err := Open(sealed.Stanza, OpenOptions{Keys: []*Key{bob}, SenderKeys: []*Key{alice}}); err != nil {
 			b.Fatal(err)
@@ -141,7 +163,31 @@ func BenchmarkOpenRatio(b *testing.B) {
 		if _, err := io.ReadAll(md.UnverifiedBody); err != nil || md.SignatureError != nil {
 			b.Fatal(err, md.SignatureError)
 		}
-		hush, floor = hush+t1.Sub(t0), floor+time.Since(t1)
+		r.add(t1.Sub(t0), time.Since(t1))
 	}
-	b.ReportMetric(float64(hush)/float64(floor), "x-floor")
+	r.report(b)
+	b.ReportMetric(float64(median(tokenizer))/float64(median(r.floor)), "xml-x-floor")
+}
+
+// ratio collects the times of alternating iterations of the code under
+// test and its floor.
+type ratio struct{ hush, floor []time.Duration }
+
+func (r *ratio) add(hush, floor time.Duration) {
+	r.hush, r.floor = append(r.hush, hush), append(r.floor, floor)
+}
+
+func (r *ratio) report(b *testing.B) {
+	var h, f time.Duration
+	for i := range r.hush {
+		h, f = h+r.hush[i], f+r.floor[i]
+	}
+	b.ReportMetric(float64(h)/float64(f), "x-floor")
+	b.ReportMetric(float64(median(r.hush))/float64(median(r.floor)), "x-floor-median")
+}
+
+func median(d []time.Duration) time.Duration {
+	d = slices.Clone(d)
+	slices.Sort(d)
+	return d[len(d)/2]
 }

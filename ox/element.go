@@ -1,6 +1,7 @@
 package ox
 
 import (
+	"bytes"
 	"encoding/base64"
 	"encoding/xml"
 	"fmt"
@@ -42,7 +43,7 @@ func PublicKeyNode(f Fingerprint) string { return NodePublicKeys + ":" + f.Strin
 
 // ItemID returns the PubSub item id XEP-0373 §4.1 recommends for a data node:
 // the publication time as an XEP-0082 DateTime.
-func ItemID(t time.Time) string { return formatDateTime(t) }
+func ItemID(t time.Time) string { return sce.FormatDateTime(t) }
 
 var (
 	openpgpName  = xml.Name{Space: NS, Local: "openpgp"}
@@ -62,24 +63,33 @@ func base64Limit(n int) int { return base64.StdEncoding.EncodedLen(n) }
 // XML white space is allowed anywhere, as in XEP-0373's examples; anything
 // else that is not canonical Base64 is rejected.
 func decodeBase64(text string, max int, what string) ([]byte, error) {
+	return decodeBase64Bytes([]byte(text), max, what)
+}
+
+// decodeBase64Bytes is decodeBase64 of text as bytes, which it does not
+// modify.
+func decodeBase64Bytes(text []byte, max int, what string) ([]byte, error) {
 	clean := text
-	if strings.ContainsAny(text, " \t\r\n") {
-		clean = strings.Map(func(r rune) rune {
-			switch r {
+	if bytes.ContainsAny(text, " \t\r\n") {
+		clean = make([]byte, 0, len(text))
+		for _, c := range text {
+			switch c {
 			case ' ', '\t', '\r', '\n':
-				return -1
+			default:
+				clean = append(clean, c)
 			}
-			return r
-		}, text)
+		}
 	}
 	if len(clean) > base64Limit(max) {
 		return nil, fmt.Errorf("%w: %s over %d bytes", ErrTooLarge, what, max)
 	}
-	b, err := base64.StdEncoding.Strict().DecodeString(clean)
-	if err != nil || len(b) == 0 {
+	enc := base64.StdEncoding.Strict()
+	b := make([]byte, enc.DecodedLen(len(clean)))
+	n, err := enc.Decode(b, clean)
+	if err != nil || n == 0 {
 		return nil, fmt.Errorf("%w: %s is not Base64", ErrInvalidElement, what)
 	}
-	return b, nil
+	return b[:n], nil
 }
 
 // childElements returns the direct child elements of el and whether el has
@@ -99,7 +109,7 @@ func childElements(el sce.Element) (children []sce.Element, text bool) {
 			}
 			depth--
 		case xml.CharData:
-			if depth == 1 && strings.TrimLeft(string(t), " \t\r\n") != "" {
+			if depth == 1 && len(bytes.TrimLeft(t, " \t\r\n")) > 0 {
 				text = true
 			}
 		}
@@ -109,8 +119,16 @@ func childElements(el sce.Element) (children []sce.Element, text bool) {
 
 // textOnly returns the text of an element that must have no children.
 func textOnly(el sce.Element) (string, error) {
-	if children, _ := childElements(el); len(children) > 0 {
-		return "", fmt.Errorf("%w: <%s/> has child elements", ErrInvalidElement, el.Name.Local)
+	if len(el.Tokens) < 2 {
+		return "", fmt.Errorf("%w: <%s/> is not a complete element", ErrInvalidElement, el.Name.Local)
+	}
+	if _, ok := el.Tokens[len(el.Tokens)-1].(xml.EndElement); !ok {
+		return "", fmt.Errorf("%w: <%s/> is not a complete element", ErrInvalidElement, el.Name.Local)
+	}
+	for _, tok := range el.Tokens[1:] {
+		if _, ok := tok.(xml.StartElement); ok {
+			return "", fmt.Errorf("%w: <%s/> has child elements", ErrInvalidElement, el.Name.Local)
+		}
 	}
 	return el.Text(), nil
 }
@@ -187,11 +205,26 @@ func ParseOpenPGP(el sce.Element) (OpenPGP, error) {
 	if el.Name != openpgpName {
 		return OpenPGP{}, fmt.Errorf("%w: not <openpgp xmlns='%s'/>", ErrInvalidElement, NS)
 	}
-	text, err := textOnly(el)
-	if err != nil {
-		return OpenPGP{}, err
+	// The usual element is a start, one text and an end: decode the text
+	// where it is.
+	var b []byte
+	var err error
+	var cd xml.CharData
+	simple := len(el.Tokens) == 3
+	if simple {
+		_, isEnd := el.Tokens[2].(xml.EndElement)
+		cd, simple = el.Tokens[1].(xml.CharData)
+		simple = simple && isEnd
 	}
-	b, err := decodeBase64(text, MaxMessageSize, "<openpgp/>")
+	if simple {
+		b, err = decodeBase64Bytes(cd, MaxMessageSize, "<openpgp/>")
+	} else {
+		var text string
+		if text, err = textOnly(el); err != nil {
+			return OpenPGP{}, err
+		}
+		b, err = decodeBase64(text, MaxMessageSize, "<openpgp/>")
+	}
 	if err != nil {
 		return OpenPGP{}, err
 	}
@@ -225,7 +258,7 @@ func (l PublicKeysList) Element() sce.Element {
 	for _, m := range l.Keys {
 		children = append(children, element(metadataName, []xml.Attr{
 			{Name: xml.Name{Local: "v4-fingerprint"}, Value: m.Fingerprint.String()},
-			{Name: xml.Name{Local: "date"}, Value: formatDateTime(m.Date)},
+			{Name: xml.Name{Local: "date"}, Value: sce.FormatDateTime(m.Date)},
 		}, ""))
 	}
 	return element(listName, nil, "", children...)
@@ -236,7 +269,7 @@ func (l PublicKeysList) check() error {
 		return fmt.Errorf("%w: more than %d announced keys", ErrTooLarge, MaxAnnouncedKeys)
 	}
 	for i, m := range l.Keys {
-		if m.Date.IsZero() || m.Date.Year() < 1 || m.Date.Year() > 9999 {
+		if u := m.Date.UTC(); u.IsZero() || u.Year() < 1 || u.Year() > 9999 {
 			return fmt.Errorf("%w: <pubkey-metadata/> without a valid date", ErrInvalidElement)
 		}
 		for _, o := range l.Keys[:i] {
@@ -301,7 +334,7 @@ func (l *PublicKeysList) UnmarshalXML(d *xml.Decoder, start xml.StartElement) er
 		if err != nil {
 			return err
 		}
-		date, err := parseDateTime(c.AttrValue("date"))
+		date, err := sce.ParseDateTime(c.AttrValue("date"))
 		if err != nil {
 			return fmt.Errorf("%w: <pubkey-metadata/> date is not an XEP-0082 DateTime", ErrInvalidElement)
 		}

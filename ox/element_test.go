@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"hush.im/sce"
 )
 
 var (
@@ -185,5 +187,45 @@ func TestPubkeyVector(t *testing.T) {
 	}
 	if got := ItemID(time.Date(2020, 1, 21, 10, 46, 21, 0, time.FixedZone("", 3600))); got != "2020-01-21T09:46:21Z" {
 		t.Errorf("ItemID: %s", got)
+	}
+}
+
+// TestParseOpenPGPTokens feeds ParseOpenPGP elements as tokens, the way
+// they come out of an sce.Stanza, including split text and malformed token
+// lists that no parser makes.
+func TestParseOpenPGPTokens(t *testing.T) {
+	start := xml.StartElement{Name: openpgpName}
+	end := xml.EndElement{Name: openpgpName}
+	child := xml.Name{Space: NS, Local: "b"}
+	const want = "\x85\x01\x0cOpenPGP"
+	for _, tc := range []struct {
+		name string
+		toks []xml.Token
+		err  error
+	}{
+		{"one text", []xml.Token{start, xml.CharData("hQEMT3BlblBHUA=="), end}, nil},
+		{"white space", []xml.Token{start, xml.CharData("\n hQEM\r\n\tT3BlblBHUA== \n"), end}, nil},
+		{"split text", []xml.Token{start, xml.CharData("hQEM"), xml.CharData("T3BlblBHUA=="), end}, nil},
+		{"empty", []xml.Token{start, end}, ErrInvalidElement},
+		{"only white space", []xml.Token{start, xml.CharData(" \n"), end}, ErrInvalidElement},
+		{"child", []xml.Token{start, xml.CharData("hQEM"), xml.StartElement{Name: child}, xml.EndElement{Name: child}, end}, ErrInvalidElement},
+		{"text then no end", []xml.Token{start, xml.CharData("hQEMT3BlblBHUA=="), xml.StartElement{Name: child}}, ErrInvalidElement},
+		{"no tokens", nil, ErrInvalidElement},
+		{"start only", []xml.Token{start}, ErrInvalidElement},
+		{"not canonical", []xml.Token{start, xml.CharData("hQEMT3BlblBHUB=="), end}, ErrInvalidElement},
+		{"non-ASCII", []xml.Token{start, xml.CharData("hQEMT3Bl\u00a0blBHUA=="), end}, ErrInvalidElement},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p, err := ParseOpenPGP(sce.Element{Name: openpgpName, Tokens: tc.toks})
+			if tc.err != nil {
+				if !errors.Is(err, tc.err) {
+					t.Fatalf("ParseOpenPGP: %q, %v; want %v", p.Message, err, tc.err)
+				}
+				return
+			}
+			if err != nil || string(p.Message) != want {
+				t.Fatalf("ParseOpenPGP: %q, %v; want %q", p.Message, err, want)
+			}
+		})
 	}
 }

@@ -3,7 +3,6 @@ package ox
 import (
 	"bytes"
 	"crypto"
-	"encoding/xml"
 	"errors"
 	"fmt"
 	"io"
@@ -33,7 +32,7 @@ const (
 	MaxRecipientKeys = 256
 
 	// maxLiteralSize is the largest decrypted content element: the size
-	// sce.ParseKind accepts.
+	// sce.ParseOX accepts.
 	maxLiteralSize = sce.MaxEnvelopeSize
 )
 
@@ -85,23 +84,37 @@ func EncryptContent(env *sce.Envelope, signer *Key, recipients []*Key, now time.
 	if env == nil {
 		return nil, sce.ErrNotEnvelope
 	}
-	kind := env.Kind
-	switch {
-	case kind != sce.KindSigncrypt && kind != sce.KindSign && kind != sce.KindCrypt:
-		return nil, fmt.Errorf("%w: <%s/> is not an OX content element", ErrWrongKind, kind)
-	case kind != sce.KindCrypt && signer == nil:
-		return nil, fmt.Errorf("ox: <%s/> needs a signer", kind)
-	case kind == sce.KindCrypt && signer != nil:
-		return nil, fmt.Errorf("%w: <crypt/> must not be signed", ErrWrongProtection)
-	case kind == sce.KindSign && len(recipients) > 0:
-		return nil, fmt.Errorf("%w: <sign/> must not be encrypted", ErrWrongProtection)
-	case kind != sce.KindSign && len(recipients) == 0:
-		return nil, ErrNoRecipients
+	if err := checkProtection(env.Kind, signer, recipients); err != nil {
+		return nil, err
 	}
 	plaintext, err := env.Marshal()
 	if err != nil {
 		return nil, err
 	}
+	return encryptContent(env.Kind, plaintext, signer, recipients, now)
+}
+
+// checkProtection checks that signer and recipients protect a content
+// element of kind as XEP-0373 §3.1 requires.
+func checkProtection(kind sce.Kind, signer *Key, recipients []*Key) error {
+	switch {
+	case kind != sce.KindSigncrypt && kind != sce.KindSign && kind != sce.KindCrypt:
+		return fmt.Errorf("%w: <%s/> is not an OX content element", ErrWrongKind, kind)
+	case kind != sce.KindCrypt && signer == nil:
+		return fmt.Errorf("ox: <%s/> needs a signer", kind)
+	case kind == sce.KindCrypt && signer != nil:
+		return fmt.Errorf("%w: <crypt/> must not be signed", ErrWrongProtection)
+	case kind == sce.KindSign && len(recipients) > 0:
+		return fmt.Errorf("%w: <sign/> must not be encrypted", ErrWrongProtection)
+	case kind != sce.KindSign && len(recipients) == 0:
+		return ErrNoRecipients
+	}
+	return nil
+}
+
+// encryptContent is EncryptContent of a content element of kind already
+// serialized as plaintext, with checkProtection passed.
+func encryptContent(kind sce.Kind, plaintext []byte, signer *Key, recipients []*Key, now time.Time) ([]byte, error) {
 	var signerEntity *openpgp.Entity
 	if signer != nil {
 		if err := signer.readySecret(); err != nil {
@@ -133,6 +146,7 @@ func EncryptContent(env *sce.Envelope, signer *Key, recipients []*Key, now time.
 	var buf bytes.Buffer
 	buf.Grow(len(plaintext) + 512 + 300*len(to))
 	var w io.WriteCloser
+	var err error
 	if kind == sce.KindSign {
 		w, err = openpgp.Sign(&buf, signerEntity, hints, cfg)
 	} else {
@@ -322,10 +336,14 @@ func decryptContent(msg []byte, keys, senderKeys []*Key, now time.Time) (*Conten
 	if err != nil {
 		return nil, decryptError(err, encrypted)
 	}
-	raw, err := io.ReadAll(io.LimitReader(md.UnverifiedBody, maxLiteralSize+1))
-	if err != nil {
+	// The literal data is about as long as the message (OX forbids
+	// compression; gpg --sign compresses, and the buffer grows then).
+	var lit bytes.Buffer
+	lit.Grow(min(len(msg), maxLiteralSize) + bytes.MinRead)
+	if _, err := lit.ReadFrom(io.LimitReader(md.UnverifiedBody, maxLiteralSize+1)); err != nil {
 		return nil, decryptError(err, encrypted)
 	}
+	raw := lit.Bytes()
 	if len(raw) > maxLiteralSize {
 		return nil, fmt.Errorf("%w: content element over %d bytes", ErrTooLarge, maxLiteralSize)
 	}
@@ -337,16 +355,7 @@ func decryptContent(msg []byte, keys, senderKeys []*Key, now time.Time) (*Conten
 		}
 		c.Signer = signer
 	}
-	// Instant messages are <signcrypt/>: parse as that first, and look at
-	// the root element only when it is something else.
-	env, err := sce.ParseKind(raw, sce.KindSigncrypt)
-	if errors.Is(err, sce.ErrNotEnvelope) {
-		var kind sce.Kind
-		if kind, err = rootKind(raw); err != nil {
-			return nil, err
-		}
-		env, err = sce.ParseKind(raw, kind)
-	}
+	env, err := sce.ParseOX(raw)
 	if err != nil {
 		return nil, because(ErrMalformed, err)
 	}
@@ -399,35 +408,4 @@ func checkSignature(md *openpgp.MessageDetails, senderKeys []*Key) (*Key, error)
 		}
 	}
 	return nil, ErrBadSignature
-}
-
-// rootKind returns the kind of content element the XML in b starts with.
-// sce.ParseKind then parses it strictly.
-func rootKind(b []byte) (sce.Kind, error) {
-	d := xml.NewDecoder(bytes.NewReader(b))
-	for {
-		tok, err := d.Token()
-		if err != nil {
-			return 0, because(ErrMalformed, sce.ErrInvalidXML)
-		}
-		switch t := tok.(type) {
-		case xml.StartElement:
-			if t.Name.Space == NS {
-				switch t.Name.Local {
-				case "signcrypt":
-					return sce.KindSigncrypt, nil
-				case "sign":
-					return sce.KindSign, nil
-				case "crypt":
-					return sce.KindCrypt, nil
-				}
-			}
-			return 0, because(ErrMalformed, sce.ErrNotEnvelope)
-		case xml.ProcInst, xml.CharData:
-			// The XML declaration and white space before the root:
-			// sce.ParseKind rules on them.
-		default:
-			return 0, because(ErrMalformed, sce.ErrInvalidXML)
-		}
-	}
 }

@@ -416,7 +416,7 @@ func TestOpenBad(t *testing.T) {
 		}
 	}
 	contentAt := func(kind, extra string, at time.Time) []byte {
-		return []byte(`<` + kind + ` xmlns='urn:xmpp:openpgp:0'><to jid='bob@example.org'/><time stamp='` + formatDateTime(at) + `'/>` +
+		return []byte(`<` + kind + ` xmlns='urn:xmpp:openpgp:0'><to jid='bob@example.org'/><time stamp='` + sce.FormatDateTime(at) + `'/>` +
 			extra + `<payload><body xmlns='jabber:client'>x</body></payload></` + kind + `>`)
 	}
 	content := func(kind, extra string) []byte { return contentAt(kind, extra, now) }
@@ -460,7 +460,7 @@ func TestOpenBad(t *testing.T) {
 		{"forged from", withAttr(good, "from", "carol@example.org/pc"), 0, []*Key{bob}, []*Key{alice}, now, ErrSignerMismatch},
 		{"forged from, signer's key given for carol", withAttr(good, "from", "carol@example.org/pc"), 0, []*Key{bob}, []*Key{carol, alice}, now, ErrSignerMismatch},
 		{"forwarded to carol", withAttr(good, "to", "carol@example.org"), 0, []*Key{carol}, []*Key{alice}, now, sce.ErrRecipientMismatch},
-		{"missing to", withOpenPGP(good, rawEncrypt(t, rawSigned(t, []byte(`<signcrypt xmlns='urn:xmpp:openpgp:0'><time stamp='`+formatDateTime(now)+`'/><payload/></signcrypt>`), alice, crypto.SHA256, now), bob)), 0, []*Key{bob}, []*Key{alice}, now, sce.ErrMissingAffix},
+		{"missing to", withOpenPGP(good, rawEncrypt(t, rawSigned(t, []byte(`<signcrypt xmlns='urn:xmpp:openpgp:0'><time stamp='`+sce.FormatDateTime(now)+`'/><payload/></signcrypt>`), alice, crypto.SHA256, now), bob)), 0, []*Key{bob}, []*Key{alice}, now, sce.ErrMissingAffix},
 		{"stale time", good, 0, []*Key{bob}, []*Key{alice}, now.Add(time.Hour), sce.ErrStale},
 		{"future time", withOpenPGP(good, rawEncrypt(t, rawSigned(t, contentAt("signcrypt", "", now.Add(time.Hour)), alice, crypto.SHA256, now), bob)), 0, []*Key{bob}, []*Key{alice}, now, sce.ErrFuture},
 		{"truncated", withOpenPGP(good, msg[:len(msg)/2]), 0, []*Key{bob}, []*Key{alice}, now, ErrDecrypt},
@@ -479,6 +479,9 @@ func TestOpenBad(t *testing.T) {
 		{"signer not yet valid", good, 0, []*Key{bob}, []*Key{alice}, alice.Created().Add(-time.Hour), ErrBadSignature},
 		{"passphrase-encrypted", withOpenPGP(good, skesk), 0, []*Key{bob}, []*Key{alice}, now, ErrMalformed},
 		{"not a content element", withOpenPGP(good, rawEncrypt(t, rawSigned(t, []byte(`<body xmlns='jabber:client'>x</body>`), alice, crypto.SHA256, now), bob)), 0, []*Key{bob}, []*Key{alice}, now, ErrMalformed},
+		{"sce envelope", withOpenPGP(good, rawEncrypt(t, rawSigned(t, []byte(`<envelope xmlns='urn:xmpp:sce:1'><content><body xmlns='jabber:client'>x</body></content></envelope>`), alice, crypto.SHA256, now), bob)), 0, []*Key{bob}, []*Key{alice}, now, sce.ErrNotEnvelope},
+		{"invalid utf-8", withOpenPGP(good, rawEncrypt(t, rawSigned(t, content("signcrypt", "<rpad>\xff</rpad>"), alice, crypto.SHA256, now), bob)), 0, []*Key{bob}, []*Key{alice}, now, sce.ErrInvalidXML},
+		{"sign expected, signcrypt sent", good, sce.KindSign, []*Key{bob}, []*Key{alice}, now, ErrWrongKind},
 		{"not xml", withOpenPGP(good, rawEncrypt(t, rawSigned(t, []byte(`<signcrypt xmlns='urn:xmpp:openpgp:0'>`), alice, crypto.SHA256, now), bob)), 0, []*Key{bob}, []*Key{alice}, now, ErrMalformed},
 		{"two openpgp elements", &twoOpenPGP, 0, []*Key{bob}, []*Key{alice}, now, ErrInvalidElement},
 		{"no openpgp element", &noOpenPGP, 0, []*Key{bob}, []*Key{alice}, now, sce.ErrNoEncrypted},
@@ -572,7 +575,7 @@ func TestOpenPGPElementInStanza(t *testing.T) {
 func TestOpenAccepts(t *testing.T) {
 	alice, bob, _, _ := testKeys(t)
 	now := time.Now()
-	stamp := formatDateTime(now)
+	stamp := sce.FormatDateTime(now)
 	outer := mustStanza(t, `<message xmlns='jabber:client' from='alice@example.org/a' to='bob@example.org/b'><openpgp xmlns='urn:xmpp:openpgp:0'>AA==</openpgp></message>`)
 	for name, content := range map[string]string{
 		"jabber:server body": `<signcrypt xmlns='urn:xmpp:openpgp:0'><to jid='bob@example.org'/><time stamp='` + stamp + `'/><payload><body xmlns='jabber:server'>hi</body></payload></signcrypt>`,

@@ -150,7 +150,10 @@ func Seal(st *sce.Stanza, opts SealOptions) (*Sealed, error) {
 		}
 	}
 
-	outer, env, err := sce.Seal(st, sce.SealOptions{
+	if err := checkProtection(kind, opts.Signer, to); err != nil {
+		return nil, err
+	}
+	outer, _, plaintext, err := sce.SealBytes(st, sce.SealOptions{
 		Profile: sce.OX(kind),
 		Now:     func() time.Time { return now },
 		PadTo:   opts.PadTo,
@@ -158,7 +161,7 @@ func Seal(st *sce.Stanza, opts SealOptions) (*Sealed, error) {
 	if err != nil {
 		return nil, err
 	}
-	msg, err := EncryptContent(env, opts.Signer, to, now)
+	msg, err := encryptContent(kind, plaintext, opts.Signer, to, now)
 	if err != nil {
 		return nil, err
 	}

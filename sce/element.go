@@ -1,9 +1,12 @@
 package sce
 
 import (
+	"bufio"
 	"encoding/xml"
 	"fmt"
+	"io"
 	"strings"
+	"sync"
 
 	"mellium.im/xmlstream"
 )
@@ -152,6 +155,9 @@ type writer struct {
 	// the elements, attributes and text nodes written: Seal checks them
 	// against the limits the receiver's parser applies.
 	open, deepest, nodes int
+	// rpadMark, when set, is called right after the <rpad> start element
+	// of an envelope is written (SealBytes splices the padding in there).
+	rpadMark func() error
 }
 
 func (w *writer) emit(t xml.Token) error {
@@ -170,6 +176,21 @@ func (w *writer) emit(t xml.Token) error {
 		w.nodes++
 	}
 	return nil
+}
+
+// encoderBufs recycles the 4 KiB buffers of xml.Encoder, which writes
+// through a bufio.Writer and reuses one that is passed to it.
+var encoderBufs = sync.Pool{New: func() any { return bufio.NewWriter(nil) }}
+
+// newEncoder returns an xml.Encoder writing to w, and the function to call
+// once the encoder has been flushed and is no longer used.
+func newEncoder(w io.Writer) (*xml.Encoder, func()) {
+	bw := encoderBufs.Get().(*bufio.Writer)
+	bw.Reset(w)
+	return xml.NewEncoder(bw), func() {
+		bw.Reset(nil)
+		encoderBufs.Put(bw)
+	}
 }
 
 func invalidElement(reason string) error {
@@ -233,7 +254,8 @@ func (w *writer) element(el *Element, parent string) error {
 			if !validText(t) {
 				return invalidElement("invalid UTF-8 or character in text")
 			}
-			if err := w.emit(t); err != nil {
+			// tok, not t: the token is passed on as it is, not boxed again.
+			if err := w.emit(tok); err != nil {
 				return err
 			}
 		default:
@@ -265,13 +287,19 @@ func (w *writer) simple(name xml.Name, text string, attr ...xml.Attr) error {
 	if err := w.start(name, attr...); err != nil {
 		return err
 	}
-	if text != "" {
-		if !validString(text) {
-			return invalidElement("invalid UTF-8 or character in text")
-		}
-		if err := w.emit(xml.CharData(text)); err != nil {
-			return err
-		}
+	if err := w.text(text); err != nil {
+		return err
 	}
 	return w.end(name)
+}
+
+// text writes text, if any, validating it.
+func (w *writer) text(text string) error {
+	if text == "" {
+		return nil
+	}
+	if !validString(text) {
+		return invalidElement("invalid UTF-8 or character in text")
+	}
+	return w.emit(xml.CharData(text))
 }

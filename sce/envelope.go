@@ -207,6 +207,31 @@ func ParseKind(b []byte, k Kind) (*Envelope, error) {
 	if !k.valid() {
 		return nil, fmt.Errorf("%w: unknown kind %d", ErrNotEnvelope, k)
 	}
+	return parseContainer(b, func(got Kind) error {
+		if got != k {
+			return fmt.Errorf("%w: want <%s xmlns='%s'>", ErrNotEnvelope, k, k.space())
+		}
+		return nil
+	})
+}
+
+// ParseOX parses the decrypted or verified literal data of an OX <openpgp/>
+// element (XEP-0373 §3.1) whatever its content element: <signcrypt/>,
+// <sign/> or <crypt/> in urn:xmpp:openpgp:0. Envelope.Kind says which it
+// was; whether its protection matches (signed and encrypted, signed only,
+// encrypted only) is the caller's to check. An SCE envelope or any other
+// root is ErrNotEnvelope. Parsing is as strict as ParseKind's.
+func ParseOX(b []byte) (*Envelope, error) {
+	return parseContainer(b, func(got Kind) error {
+		if !got.ox() {
+			return fmt.Errorf("%w: want <signcrypt/>, <sign/> or <crypt/> in '%s'", ErrNotEnvelope, nsOX)
+		}
+		return nil
+	})
+}
+
+// parseContainer parses a serialized container whose kind accept approves.
+func parseContainer(b []byte, accept func(Kind) error) (*Envelope, error) {
 	r, err := newBytesReader(b, MaxEnvelopeSize)
 	if err != nil {
 		return nil, err
@@ -215,8 +240,12 @@ func ParseKind(b []byte, k Kind) (*Envelope, error) {
 	if err != nil {
 		return nil, err
 	}
-	if start.Name != k.root() {
-		return nil, fmt.Errorf("%w: want <%s xmlns='%s'>", ErrNotEnvelope, k, k.space())
+	k, ok := kindOf(start.Name)
+	if !ok {
+		k = Kind(255) // not valid: accept rejects it
+	}
+	if err := accept(k); err != nil {
+		return nil, err
 	}
 	env, err := r.container(start, k)
 	if err != nil {
@@ -305,7 +334,7 @@ func (r *treeReader) affix(env *Envelope, a Affix, start xml.StartElement) error
 		return malformed()
 	}
 	if a == AffixTime {
-		t, err := parseDateTime(v)
+		t, err := ParseDateTime(v)
 		if err != nil {
 			return malformed()
 		}
@@ -397,13 +426,25 @@ func (e *Envelope) write(w *writer) error {
 		if e.Affixes()&AffixRpad == 0 {
 			return nil
 		}
-		return w.simple(xml.Name{Local: "rpad"}, e.Rpad)
+		name := xml.Name{Local: "rpad"}
+		if err := w.start(name); err != nil {
+			return err
+		}
+		if w.rpadMark != nil {
+			if err := w.rpadMark(); err != nil {
+				return err
+			}
+		}
+		if err := w.text(e.Rpad); err != nil {
+			return err
+		}
+		return w.end(name)
 	}
 	tm := func() error {
 		if e.Time.IsZero() {
 			return nil
 		}
-		return w.simple(xml.Name{Local: "time"}, "", xml.Attr{Name: xml.Name{Local: "stamp"}, Value: formatDateTime(e.Time)})
+		return w.simple(xml.Name{Local: "time"}, "", xml.Attr{Name: xml.Name{Local: "stamp"}, Value: FormatDateTime(e.Time)})
 	}
 	to := func() error {
 		for _, j := range e.To {
@@ -478,7 +519,8 @@ func (e *Envelope) UnmarshalXML(d *xml.Decoder, start xml.StartElement) error {
 func (e *Envelope) Marshal() ([]byte, error) {
 	var buf bytes.Buffer
 	buf.Grow(e.sizeHint())
-	enc := xml.NewEncoder(&buf)
+	enc, release := newEncoder(&buf)
+	defer release()
 	if _, err := e.WriteXML(enc); err != nil {
 		return nil, err
 	}
@@ -490,7 +532,7 @@ func (e *Envelope) Marshal() ([]byte, error) {
 
 // sizeHint estimates the serialized size, to size buffers.
 func (e *Envelope) sizeHint() int {
-	n := 256 + len(e.Rpad)
+	n := 256 + len(e.Rpad) + MaxRandomPad
 	for i := range e.Content {
 		n += tokensSize(e.Content[i].Tokens)
 	}

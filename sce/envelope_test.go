@@ -53,7 +53,7 @@ func mustStanza(t testing.TB, s string) *Stanza {
 }
 
 func fixed(s string) func() time.Time {
-	t, err := parseDateTime(s)
+	t, err := ParseDateTime(s)
 	if err != nil {
 		panic(err)
 	}
@@ -446,6 +446,63 @@ func TestVectors(t *testing.T) {
 			}
 			if !reflect.DeepEqual(again, env) {
 				t.Fatalf("round trip changed the envelope:\n%#v\n%#v", again, env)
+			}
+			ox, err := ParseOX(readVector(t, v.file))
+			switch {
+			case v.kind.ox() && (err != nil || !reflect.DeepEqual(ox, env)):
+				t.Fatalf("ParseOX: %#v, %v; want %#v", ox, err, env)
+			case !v.kind.ox() && !errors.Is(err, ErrNotEnvelope):
+				t.Fatalf("ParseOX of an SCE envelope: %v, want ErrNotEnvelope", err)
+			}
+		})
+	}
+}
+
+func TestParseOX(t *testing.T) {
+	const (
+		affixes = `<to jid='juliet@example.org'/><time stamp='2014-07-10T17:06:00+02:00'/><rpad>x</rpad>`
+		payload = `<payload><body xmlns='jabber:client'>hi</body></payload>`
+		ns      = ` xmlns='urn:xmpp:openpgp:0'`
+	)
+	for _, tc := range []struct {
+		name string
+		in   string
+		kind Kind
+		want error
+	}{
+		{"signcrypt", `<signcrypt` + ns + `>` + affixes + payload + `</signcrypt>`, KindSigncrypt, nil},
+		{"sign", `<?xml version='1.0'?><sign` + ns + `>` + affixes + payload + `</sign>`, KindSign, nil},
+		{"crypt", `<o:crypt xmlns:o='urn:xmpp:openpgp:0'><o:time stamp='2014-07-10T15:06:00Z'/><o:payload/></o:crypt>`, KindCrypt, nil},
+		{"sce envelope", sce(content), 0, ErrNotEnvelope},
+		{"signcrypt in the sce namespace", `<signcrypt xmlns='urn:xmpp:sce:1'>` + payload + `</signcrypt>`, 0, ErrNotEnvelope},
+		{"openpgp element", `<openpgp` + ns + `>AAAA</openpgp>`, 0, ErrNotEnvelope},
+		{"no namespace", `<signcrypt>` + payload + `</signcrypt>`, 0, ErrNotEnvelope},
+		{"missing payload", `<crypt` + ns + `>` + affixes + `</crypt>`, 0, ErrMissingContent},
+		{"second payload", `<sign` + ns + `>` + payload + payload + `</sign>`, 0, ErrDuplicate},
+		{"invalid utf-8", `<signcrypt` + ns + `>` + affixes + "<payload><body xmlns='jabber:client'>\xff</body></payload></signcrypt>", 0, ErrInvalidXML},
+		{"invalid utf-8 in a prefix", `<signcrypt` + ns + ` xmlns:p` + "\xff" + `='urn:x'>` + payload + `</signcrypt>`, 0, ErrInvalidXML},
+		{"comment", `<signcrypt` + ns + `>` + payload + `<!-- -->` + `</signcrypt>`, 0, ErrInvalidXML},
+		{"bad stamp", `<crypt` + ns + `><time stamp='yesterday'/>` + payload + `</crypt>`, 0, ErrMalformedAffix},
+		{"trailing data", `<crypt` + ns + `>` + payload + `</crypt>x`, 0, ErrInvalidXML},
+		{"empty", ``, 0, ErrInvalidXML},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			env, err := ParseOX([]byte(tc.in))
+			if tc.want != nil {
+				if !errors.Is(err, tc.want) || env != nil {
+					t.Fatalf("ParseOX: %#v, %v; want %v", env, err, tc.want)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if env.Kind != tc.kind {
+				t.Fatalf("kind %v, want %v", env.Kind, tc.kind)
+			}
+			want, err := ParseKind([]byte(tc.in), tc.kind)
+			if err != nil || !reflect.DeepEqual(env, want) {
+				t.Fatalf("ParseKind: %#v, %v; ParseOX: %#v", want, err, env)
 			}
 		})
 	}

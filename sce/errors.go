@@ -96,6 +96,11 @@ var (
 	// ErrNotForwarded reports a stanza without a XEP-0280 carbon or XEP-0313
 	// result wrapper, or a wrapper without exactly one forwarded stanza.
 	ErrNotForwarded = errors.New("sce: not a forwarded stanza")
+
+	// ErrDateTime reports a string that ParseDateTime does not accept as an
+	// XEP-0082 §3.2 DateTime. Inside an envelope it comes as an AffixError
+	// with ErrMalformedAffix instead.
+	ErrDateTime = errors.New("sce: not an XEP-0082 DateTime")
 )
 
 // AffixError reports a problem with one affix. Err is one of the sentinels

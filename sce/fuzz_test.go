@@ -47,10 +47,23 @@ func FuzzParse(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
+		ox, oxErr := ParseOX(data)
 		for _, k := range allKinds {
 			env, err := ParseKind(data, k)
+			if k.ox() && (err == nil) != (oxErr == nil && ox.Kind == k) {
+				t.Fatalf("ParseKind(%v): %v; ParseOX: %v", k, err, oxErr)
+			}
 			if err != nil {
 				continue
+			}
+			if k.ox() && !reflect.DeepEqual(ox, env) {
+				t.Fatalf("ParseOX and ParseKind(%v) differ:\n%#v\n%#v", k, ox, env)
+			}
+			// ParseKind resolves namespaces itself; encoding/xml's Token,
+			// under UnmarshalXML, must read what it accepts the same way.
+			var dec Envelope
+			if err := xml.Unmarshal(data, &dec); err != nil || !reflect.DeepEqual(&dec, env) {
+				t.Fatalf("xml.Unmarshal of accepted input: %v\n%#v\n%#v", err, &dec, env)
 			}
 			b, err := env.Marshal()
 			if err != nil {
@@ -100,8 +113,13 @@ func FuzzParseStanza(f *testing.F) {
 		if r, err := ReadStanza(st.TokenReader()); err != nil || !reflect.DeepEqual(r, st) {
 			t.Fatalf("ReadStanza(TokenReader()): %v", err)
 		}
+		// ParseStanza resolves namespaces itself; read through encoding/xml's
+		// Token, the accepted input must give the same stanza.
+		if r, err := ReadStanza(xml.NewDecoder(bytes.NewReader(data))); err != nil || !reflect.DeepEqual(r, st) {
+			t.Fatalf("ReadStanza(xml.Decoder) of accepted input: %v\n%#v\n%#v", err, r, st)
+		}
 		for _, p := range []Profile{OMEMO2(), OX(KindSigncrypt)} {
-			outer, env, err := Seal(st, SealOptions{Profile: p})
+			outer, env, pt, err := SealBytes(st, SealOptions{Profile: p})
 			if err != nil {
 				continue
 			}
@@ -111,6 +129,9 @@ func FuzzParseStanza(f *testing.F) {
 			eb, err := env.Marshal()
 			if err != nil {
 				t.Fatalf("envelope Marshal: %v", err)
+			}
+			if !bytes.Equal(pt, eb) {
+				t.Fatalf("SealBytes gave %q, Marshal %q", pt, eb)
 			}
 			parsed, err := ParseKind(eb, p.Kind)
 			if err != nil || !reflect.DeepEqual(parsed, env) {
@@ -167,13 +188,13 @@ func FuzzDateTime(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
-		tm, err := parseDateTime(s)
+		tm, err := ParseDateTime(s)
 		if err != nil {
 			return
 		}
-		again, err := parseDateTime(formatDateTime(tm))
+		again, err := ParseDateTime(FormatDateTime(tm))
 		if err != nil || !again.Equal(tm) {
-			t.Fatalf("%q → %q → %v, %v", s, formatDateTime(tm), again, err)
+			t.Fatalf("%q → %q → %v, %v", s, FormatDateTime(tm), again, err)
 		}
 	})
 }

@@ -91,6 +91,29 @@ var parseErrorCases = []struct {
 	{"namespace with white space", sce(`<content><body xmlns='jabber client'>hi</body></content>`), ErrInvalidXML, 0},
 	{"prefix bound to another element", sce(`<content><a xmlns='urn:a' xmlns:p='urn:p'/><p:b xmlns='urn:b'/></content>`), ErrInvalidXML, 0},
 	{"declaration not first", ` <?xml version='1.0'?>` + sce(content), ErrInvalidXML, 0},
+	{"invalid utf-8 in declaration", "<?xml version='1.0' \xff?>" + sce(content), ErrInvalidXML, 0},
+	{"control character in declaration", "<?xml version='1.0'\x01?>" + sce(content), ErrInvalidXML, 0},
+	{"invalid utf-8 in element name", sce(`<content><body` + "\xff" + ` xmlns='jabber:client'/></content>`), ErrInvalidXML, 0},
+	{"invalid utf-8 in prefix", sce(`<content><p` + "\xc3" + `:body xmlns:p` + "\xc3" + `='jabber:client'/></content>`), ErrInvalidXML, 0},
+	{"invalid utf-8 in attribute name", sce(content + "<to jid='a@b.c' n\xff='1'/>"), ErrInvalidXML, 0},
+	{"invalid utf-8 in CDATA", sce(`<content><body xmlns='jabber:client'><![CDATA[` + "\xff" + `]]></body></content>`), ErrInvalidXML, 0},
+	{"invalid utf-8 in comment", sce(content + "<!-- \xff -->"), ErrInvalidXML, 0},
+	{"invalid utf-8 after the root", sce(content) + "\xff", ErrInvalidXML, 0},
+	{"control character reference in attribute", sce(content + `<to jid='a@b.c&#1;'/>`), ErrInvalidXML, 0},
+	{"prefix named like a declared namespace", sce(`<content xmlns:p='urn'><urn:a/></content>`), ErrInvalidXML, 0},
+	{"attribute prefix named like a declared namespace", sce(`<content xmlns:p='urn'><a xmlns='urn:a' urn:x='1'/></content>`), ErrInvalidXML, 0},
+	{"empty prefix declaration", sce(`<content><p:a xmlns:p=''/></content>`), ErrInvalidXML, 0},
+	{"xmlns prefix declared", sce(`<content xmlns:xmlns='urn:x'><a xmlns='urn:a'/></content>`), ErrInvalidXML, 0},
+	{"xml prefix rebound", sce(`<content xmlns:xml='urn:x'><a xmlns='urn:a'/></content>`), ErrInvalidXML, 0},
+	{"xml namespace bound to another prefix", sce(`<content xmlns:x='http://www.w3.org/XML/1998/namespace'><a xmlns='urn:a'/></content>`), ErrInvalidXML, 0},
+	{"xml namespace as default", sce(`<content><a xmlns='http://www.w3.org/XML/1998/namespace'/></content>`), ErrInvalidXML, 0},
+	{"xmlns namespace bound", sce(`<content xmlns:x='http://www.w3.org/2000/xmlns/'><a xmlns='urn:a'/></content>`), ErrInvalidXML, 0},
+	{"xmlns prefix on element", sce(`<content><xmlns:a xmlns='urn:a'/></content>`), ErrInvalidXML, 0},
+	{"prefix declared twice", sce(`<content><p:a xmlns:p='urn:a' xmlns:p='urn:b'/></content>`), ErrInvalidXML, 0},
+	{"default namespace declared twice", sce(`<content><a xmlns='urn:a' xmlns='urn:b'/></content>`), ErrInvalidXML, 0},
+	{"end tag with another prefix for the same namespace", sce(`<content xmlns:p='urn:a' xmlns:q='urn:a'><p:a></q:a></content>`), ErrInvalidXML, 0},
+	{"end tag without the prefix", sce(`<content xmlns:p='urn:a'><p:a></a></content>`), ErrInvalidXML, 0},
+	{"prefix out of scope", sce(`<content><a xmlns='urn:a' xmlns:p='urn:p'><p:b/></a><p:c/></content>`), ErrInvalidXML, 0},
 	{"declaration latin-1", `<?xml version='1.0' encoding='ISO-8859-1'?>` + sce(content), ErrInvalidXML, 0},
 	{"unquoted attribute", sce(content + `<to jid=a@b.c/>`), ErrInvalidXML, 0},
 }
@@ -129,6 +152,10 @@ func TestParseAccepts(t *testing.T) {
 		{"empty content", sce(`<content/>`)},
 		{"namespace without scheme", sce(`<content><encrypted xmlns='eu.siacs.conversations.axolotl'/></content>`)},
 		{"prefixed content", sce(`<content xmlns:o='urn:xmpp:omemo:2'><o:opt-out><o:reason>x</o:reason></o:opt-out></content>`)},
+		{"prefix redeclared inside", sce(`<content xmlns:p='urn:a'><p:a><p:b xmlns:p='urn:b'/></p:a></content>`)},
+		{"default namespace undeclared", sce(`<content><a xmlns='urn:a'><b xmlns=''/></a></content>`)},
+		{"xml prefix declared as itself", sce(`<content xmlns:xml='http://www.w3.org/XML/1998/namespace'><body xmlns='jabber:client' xml:lang='en'>x</body></content>`)},
+		{"prefixed attribute", sce(`<content><a xmlns='urn:a' xmlns:p='urn:p' p:x='1' x='2'/></content>`)},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if _, err := Parse([]byte(tc.in)); err != nil {
@@ -147,17 +174,31 @@ func TestDateTime(t *testing.T) {
 		"2004-01-25T06:05:00.123456789987Z": time.Date(2004, 1, 25, 6, 5, 0, 123456789, time.UTC),
 		"2000-02-29T00:00:00Z":              time.Date(2000, 2, 29, 0, 0, 0, 0, time.UTC),
 	} {
-		got, err := parseDateTime(in)
+		got, err := ParseDateTime(in)
 		if err != nil || !got.Equal(want) || got.Location() != time.UTC {
-			t.Errorf("parseDateTime(%q) = %v, %v; want %v", in, got, err, want)
+			t.Errorf("ParseDateTime(%q) = %v, %v; want %v", in, got, err, want)
 		}
-		if again, err := parseDateTime(formatDateTime(got)); err != nil || !again.Equal(got) {
+		if again, err := ParseDateTime(FormatDateTime(got)); err != nil || !again.Equal(got) {
 			t.Errorf("format/parse of %q: %v, %v", in, again, err)
 		}
 	}
-	for _, in := range []string{"1900-02-29T00:00:00Z", "2004-01-25T06:05:00+01:60", "2004-01-25T06:05:00-", "+2004-01-25T06:05:00Z", "2004-1-25T06:05:00Z"} {
-		if _, err := parseDateTime(in); err == nil {
-			t.Errorf("parseDateTime(%q) succeeded", in)
+	for _, in := range []string{"1900-02-29T00:00:00Z", "2004-01-25T06:05:00+01:60", "2004-01-25T06:05:00-", "+2004-01-25T06:05:00Z", "2004-1-25T06:05:00Z",
+		"2004-01-25t06:05:00Z", "2004-01-25T06:05:00z", "2004-01-25 06:05:00Z", "2004-01-25T06:05:00", "2004-01-25T06:05:00.Z",
+		"0001-01-01T00:00:00Z", "0000-12-31T23:00:00Z", "2004-01-25T24:00:00Z", ""} {
+		if _, err := ParseDateTime(in); !errors.Is(err, ErrDateTime) {
+			t.Errorf("ParseDateTime(%q) = %v, want ErrDateTime", in, err)
+		}
+	}
+	for _, tc := range []struct {
+		in   time.Time
+		want string
+	}{
+		{time.Date(2004, 1, 25, 6, 5, 0, 0, time.UTC), "2004-01-25T06:05:00Z"},
+		{time.Date(2004, 1, 25, 6, 5, 0, 5e8, time.FixedZone("x", 3600)), "2004-01-25T05:05:00.5Z"},
+		{time.Date(2004, 1, 25, 6, 5, 0, 1, time.UTC), "2004-01-25T06:05:00.000000001Z"},
+	} {
+		if got := FormatDateTime(tc.in); got != tc.want {
+			t.Errorf("FormatDateTime(%v) = %q, want %q", tc.in, got, tc.want)
 		}
 	}
 }

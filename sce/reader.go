@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"slices"
 )
 
 // Limits on what the parsers accept. Each bounds memory and time on hostile
@@ -43,6 +42,12 @@ const (
 //   - namespace declarations are removed from Attr (the writer declares what
 //     is needed), so encoding/xml's encoder never emits duplicates;
 //   - empty Attr slices are nil.
+//
+// Over a byte slice (newBytesReader) it reads its own decoder's raw tokens
+// and resolves namespaces itself, in one pass: encoding/xml's Token would
+// resolve them too, but it leaves unbound prefixes in Name.Space and
+// accepts reserved and empty prefix declarations, which would need a
+// second bookkeeping here to reject.
 type treeReader struct {
 	src xml.TokenReader
 	dec *xml.Decoder
@@ -50,8 +55,9 @@ type treeReader struct {
 	// namespace (tokens from an xml.Decoder). Otherwise an empty Name.Space
 	// inherits the parent's, as when encoding/xml's encoder writes the token.
 	resolved bool
-	// owned means the source is our own decoder: its Attr slices may be
-	// reused and its errors are all syntax errors.
+	// owned means the source is our own decoder, read with RawToken: its
+	// Attr slices may be reused, its errors are all syntax errors, and
+	// namespaces are resolved here (Namespaces in XML 1.0 §5, §6).
 	owned   bool
 	base    int64
 	maxSize int64
@@ -59,24 +65,41 @@ type treeReader struct {
 	nodes   int
 	stack   []xml.Name
 	eof     bool
-	// For our own decoder, which sees the whole document: the namespace
-	// names declared in scope (with counts) and the declarations of each
-	// open element, to reject unbound prefixes, which encoding/xml leaves
-	// in Name.Space (Namespaces in XML §5, "Namespace constraint: Prefix
-	// Declared").
-	declared map[string]int
-	decls    [][]string
+	// For our own decoder: the prefix bindings in scope, innermost last;
+	// for each open element, the length of bindings before its own
+	// declarations and its name as written (prefix in Space), to match its
+	// end tag.
+	bindings []binding
+	marks    []int
+	raw      []xml.Name
+	// Backing arrays for the stacks of ordinary documents, so that a parse
+	// allocates them with the reader.
+	stackArr [12]xml.Name
+	rawArr   [12]xml.Name
+	marksArr [12]int
+	bindArr  [4]binding
 }
+
+// binding is a namespace declaration: prefix "" is the default namespace.
+type binding struct{ prefix, space string }
+
+// nsXMLNS is the namespace of namespace declarations, Namespaces in XML 1.0
+// §3; no prefix may be bound to it.
+const nsXMLNS = "http://www.w3.org/2000/xmlns/"
 
 func newBytesReader(b []byte, maxSize int64) (*treeReader, error) {
 	if int64(len(b)) > maxSize {
 		return nil, &LimitError{Limit: "size", Max: maxSize}
 	}
-	if !validText(b) {
-		return nil, fmt.Errorf("%w: invalid UTF-8 or character", ErrInvalidXML)
-	}
+	// No separate pass over b for UTF-8 and XML Chars: encoding/xml checks
+	// every name (isName) and every text and attribute value, CDATA included
+	// (Decoder.text), against XML 1.0 §2.2; what it does not check, the
+	// content of processing instructions, comments and directives, next
+	// rejects or checks itself.
 	d := xml.NewDecoder(bytes.NewReader(b))
-	return &treeReader{src: d, dec: d, resolved: true, owned: true, maxSize: maxSize}, nil
+	r := &treeReader{src: d, dec: d, resolved: true, owned: true, maxSize: maxSize}
+	r.stack, r.raw, r.marks, r.bindings = r.stackArr[:0], r.rawArr[:0], r.marksArr[:0], r.bindArr[:0]
+	return r, nil
 }
 
 func newTokenReader(r xml.TokenReader, maxSize int64) *treeReader {
@@ -102,92 +125,142 @@ func (r *treeReader) wrapErr(err error) error {
 	return fmt.Errorf("sce: reading tokens: %w", err)
 }
 
-// token returns the next normalised token, or io.EOF at the end of input.
+// tokKind says what a tok holds.
+type tokKind uint8
+
+const (
+	tokStart tokKind = iota + 1
+	tokEnd
+	tokText
+	tokProcInst
+)
+
+// tok is a normalised token, returned by value so that the tokens a caller
+// only looks at are never boxed. text may be the decoder's buffer: it is
+// valid only until the next call of next, and element copies what it keeps.
+type tok struct {
+	kind   tokKind
+	start  xml.StartElement // tokStart
+	end    xml.Name         // tokEnd, resolved
+	text   []byte           // tokText; the instruction of a tokProcInst
+	target string           // tokProcInst
+}
+
+// next returns the next normalised token, or io.EOF at the end of input.
 // Processing instructions are returned only outside the root element (the
 // caller allows one XML declaration); comments and directives are errors.
-func (r *treeReader) token() (xml.Token, error) {
+func (r *treeReader) next() (tok, error) {
 	if r.eof {
-		return nil, io.EOF
+		return tok{}, io.EOF
 	}
-	tok, err := r.src.Token()
+	var t xml.Token
+	var err error
+	if r.owned {
+		t, err = r.dec.RawToken()
+	} else {
+		t, err = r.src.Token()
+	}
 	switch {
 	case err == io.EOF:
 		r.eof = true
-		if tok == nil {
-			return nil, io.EOF
+		if t == nil {
+			return tok{}, io.EOF
 		}
 	case err != nil:
-		return nil, r.wrapErr(err)
-	case tok == nil:
+		return tok{}, r.wrapErr(err)
+	case t == nil:
 		r.eof = true
-		return nil, io.EOF
+		return tok{}, io.EOF
 	}
 	if r.dec != nil {
 		if r.dec.InputOffset()-r.base > r.maxSize {
-			return nil, &LimitError{Limit: "size", Max: r.maxSize}
+			return tok{}, &LimitError{Limit: "size", Max: r.maxSize}
 		}
 	}
-	switch t := tok.(type) {
+	switch t := t.(type) {
 	case xml.StartElement:
 		if len(r.stack) >= MaxDepth {
-			return nil, &LimitError{Limit: "depth", Max: MaxDepth}
+			return tok{}, &LimitError{Limit: "depth", Max: MaxDepth}
 		}
 		if err := r.count(1+len(t.Attr), len(t.Name.Local)+len(t.Name.Space)+2); err != nil {
-			return nil, err
+			return tok{}, err
 		}
-		parent := ""
-		if len(r.stack) > 0 {
-			parent = r.stack[len(r.stack)-1].Space
-		}
+		var start xml.StartElement
 		if r.owned {
-			if err := r.checkBound(t); err != nil {
-				return nil, err
+			start, err = r.resolveStart(t)
+		} else {
+			parent := ""
+			if len(r.stack) > 0 {
+				parent = r.stack[len(r.stack)-1].Space
 			}
+			start, err = r.normalizeStart(t, parent)
 		}
-		start, err := r.normalizeStart(t, parent)
 		if err != nil {
-			return nil, err
+			return tok{}, err
 		}
-		for _, a := range start.Attr {
-			r.size += int64(len(a.Name.Local) + len(a.Name.Space) + len(a.Value) + 4)
+		if r.dec == nil {
+			for _, a := range start.Attr {
+				r.size += int64(len(a.Name.Local) + len(a.Name.Space) + len(a.Value) + 4)
+			}
 		}
 		r.stack = append(r.stack, start.Name)
-		return start, nil
+		return tok{kind: tokStart, start: start}, nil
 	case xml.EndElement:
 		if len(r.stack) == 0 {
-			return nil, fmt.Errorf("%w: unbalanced end element", ErrInvalidXML)
+			return tok{}, fmt.Errorf("%w: unbalanced end element", ErrInvalidXML)
 		}
 		top := r.stack[len(r.stack)-1]
-		if t.Name.Local != top.Local || t.Name.Space != "" && t.Name.Space != top.Space {
-			return nil, fmt.Errorf("%w: mismatched end element", ErrInvalidXML)
+		if r.owned {
+			// RawToken does not match end tags: the name as written must
+			// be the start tag's (XML 1.0 §3 WFC: Element Type Match).
+			n := len(r.raw) - 1
+			if t.Name != r.raw[n] {
+				return tok{}, fmt.Errorf("%w: mismatched end element", ErrInvalidXML)
+			}
+			r.bindings = r.bindings[:r.marks[n]]
+			r.raw, r.marks = r.raw[:n], r.marks[:n]
+		} else if t.Name.Local != top.Local || t.Name.Space != "" && t.Name.Space != top.Space {
+			return tok{}, fmt.Errorf("%w: mismatched end element", ErrInvalidXML)
 		}
 		r.stack = r.stack[:len(r.stack)-1]
-		if r.owned {
-			for _, ns := range r.decls[len(r.decls)-1] {
-				r.declared[ns]--
-			}
-			r.decls = r.decls[:len(r.decls)-1]
-		}
-		return xml.EndElement{Name: top}, nil
+		return tok{kind: tokEnd, end: top}, nil
 	case xml.CharData:
 		if err := r.count(1, len(t)); err != nil {
-			return nil, err
+			return tok{}, err
 		}
-		if !validText(t) {
-			return nil, fmt.Errorf("%w: invalid UTF-8 or character in text", ErrInvalidXML)
+		// Our own decoder has checked the text already (Decoder.text).
+		if !r.owned && !validText(t) {
+			return tok{}, fmt.Errorf("%w: invalid UTF-8 or character in text", ErrInvalidXML)
 		}
-		return xml.CharData(bytes.Clone(t)), nil
+		return tok{kind: tokText, text: t}, nil
 	case xml.ProcInst:
 		if len(r.stack) > 0 {
-			return nil, fmt.Errorf("%w: processing instruction", ErrInvalidXML)
+			return tok{}, fmt.Errorf("%w: processing instruction", ErrInvalidXML)
 		}
-		return t.Copy(), nil
+		// The decoder checks the target's name but not the instruction.
+		if !validText(t.Inst) {
+			return tok{}, fmt.Errorf("%w: invalid UTF-8 or character in processing instruction", ErrInvalidXML)
+		}
+		return tok{kind: tokProcInst, target: t.Target, text: t.Inst}, nil
 	case xml.Comment:
-		return nil, fmt.Errorf("%w: comment", ErrInvalidXML)
+		return tok{}, fmt.Errorf("%w: comment", ErrInvalidXML)
 	case xml.Directive:
-		return nil, fmt.Errorf("%w: directive", ErrInvalidXML)
+		return tok{}, fmt.Errorf("%w: directive", ErrInvalidXML)
 	}
-	return nil, fmt.Errorf("%w: unknown token type %T", ErrInvalidXML, tok)
+	return tok{}, fmt.Errorf("%w: unknown token type %T", ErrInvalidXML, t)
+}
+
+// token returns the next token as an xml.Token, owning its data.
+func (t *tok) token() xml.Token {
+	switch t.kind {
+	case tokStart:
+		return t.start
+	case tokEnd:
+		return xml.EndElement{Name: t.end}
+	case tokText:
+		return xml.CharData(bytes.Clone(t.text))
+	}
+	return xml.ProcInst{Target: t.target, Inst: bytes.Clone(t.text)}
 }
 
 // count adds nodes and (for sources without byte offsets) an estimate of
@@ -206,33 +279,98 @@ func (r *treeReader) count(nodes, size int) error {
 	return nil
 }
 
-// checkBound records the namespace declarations of the decoder's token
-// start and checks that its names use declared namespaces. Tokens of our
-// own decoder are already resolved, so this runs before normalizeStart.
-func (r *treeReader) checkBound(start xml.StartElement) error {
-	var decls []string
-	for _, a := range start.Attr {
-		if isNSDecl(a.Name) && a.Value != "" {
-			if r.declared == nil {
-				r.declared = make(map[string]int)
+// lookup returns the namespace bound to prefix in scope ("" for the
+// default namespace: none when undeclared).
+func (r *treeReader) lookup(prefix string) (string, bool) {
+	for i := len(r.bindings) - 1; i >= 0; i-- {
+		if r.bindings[i].prefix == prefix {
+			return r.bindings[i].space, true
+		}
+	}
+	return "", prefix == ""
+}
+
+// resolveStart resolves the names of a raw start element of our own decoder
+// and enters its scope (Namespaces in XML 1.0):
+//
+//   - §3: a prefixed declaration must not be empty, the prefix xmlns must
+//     not be declared, the prefix xml only to its own namespace, and no
+//     other prefix (nor the default) to that or to nsXMLNS; a prefix is
+//     declared at most once per element (XML 1.0 §3.1 WFC: Unique Att Spec);
+//   - §5 "Prefix Declared": every prefix used is declared in scope (xml
+//     always is); element names do not use the prefix xmlns;
+//   - §6.2, §6.3: unprefixed elements are in the default namespace,
+//     unprefixed attributes in none.
+func (r *treeReader) resolveStart(t xml.StartElement) (xml.StartElement, error) {
+	mark := len(r.bindings)
+	decls := 0
+	for _, a := range t.Attr {
+		var prefix string
+		switch {
+		case a.Name.Space == "xmlns":
+			prefix = a.Name.Local
+			if prefix == "xmlns" || a.Value == "" || (prefix == "xml") != (a.Value == nsXML) || !validName(prefix) {
+				return xml.StartElement{}, fmt.Errorf("%w: invalid namespace declaration", ErrInvalidXML)
 			}
-			r.declared[a.Value]++
-			decls = append(decls, a.Value)
+		case a.Name.Space == "" && a.Name.Local == "xmlns":
+			if a.Value == nsXML {
+				return xml.StartElement{}, fmt.Errorf("%w: invalid namespace declaration", ErrInvalidXML)
+			}
+		default:
+			continue
 		}
-	}
-	r.decls = append(r.decls, decls)
-	bound := func(space string) bool {
-		return space == "" || space == nsXML || r.declared[space] > 0
-	}
-	if !bound(start.Name.Space) {
-		return fmt.Errorf("%w: undeclared namespace prefix", ErrInvalidXML)
-	}
-	for _, a := range start.Attr {
-		if !isNSDecl(a.Name) && !bound(a.Name.Space) {
-			return fmt.Errorf("%w: undeclared namespace prefix", ErrInvalidXML)
+		if a.Value == nsXMLNS || a.Value != "" && !validNamespace(a.Value) {
+			return xml.StartElement{}, fmt.Errorf("%w: invalid namespace declaration", ErrInvalidXML)
 		}
+		for _, b := range r.bindings[mark:] {
+			if b.prefix == prefix {
+				return xml.StartElement{}, fmt.Errorf("%w: invalid or duplicate attribute", ErrInvalidXML)
+			}
+		}
+		r.bindings = append(r.bindings, binding{prefix: prefix, space: a.Value})
+		decls++
 	}
-	return nil
+	r.marks = append(r.marks, mark)
+	r.raw = append(r.raw, t.Name)
+
+	name := t.Name
+	var ok bool
+	switch name.Space {
+	case "xml":
+		name.Space, ok = nsXML, true
+	case "xmlns":
+		ok = false
+	default:
+		name.Space, ok = r.lookup(name.Space)
+	}
+	if !ok {
+		return xml.StartElement{}, fmt.Errorf("%w: undeclared namespace prefix", ErrInvalidXML)
+	}
+	if !validName(name.Local) || name.Space != "" && !validNamespace(name.Space) {
+		return xml.StartElement{}, fmt.Errorf("%w: invalid element name or namespace", ErrInvalidXML)
+	}
+	if len(t.Attr) == decls {
+		return xml.StartElement{Name: name}, nil
+	}
+	// RawToken's Attr slice is the token's own: filter it in place.
+	attrs := t.Attr[:0]
+	for _, a := range t.Attr {
+		switch {
+		case isNSDecl(a.Name):
+			continue
+		case a.Name.Space == "xml":
+			a.Name.Space = nsXML
+		case a.Name.Space != "":
+			if a.Name.Space, ok = r.lookup(a.Name.Space); !ok || a.Name.Space == "" {
+				return xml.StartElement{}, fmt.Errorf("%w: undeclared namespace prefix", ErrInvalidXML)
+			}
+		}
+		attrs = append(attrs, a)
+	}
+	if !checkAttrs(attrs) {
+		return xml.StartElement{}, fmt.Errorf("%w: invalid or duplicate attribute", ErrInvalidXML)
+	}
+	return xml.StartElement{Name: name, Attr: attrs}, nil
 }
 
 func (r *treeReader) normalizeStart(t xml.StartElement, parent string) (xml.StartElement, error) {
@@ -259,11 +397,7 @@ func (r *treeReader) normalizeStart(t xml.StartElement, parent string) (xml.Star
 	}
 	var attrs []xml.Attr
 	if n := len(t.Attr) - decls; n > 0 {
-		if r.owned {
-			attrs = t.Attr[:0]
-		} else {
-			attrs = make([]xml.Attr, 0, n)
-		}
+		attrs = make([]xml.Attr, 0, n)
 		for _, a := range t.Attr {
 			if !isNSDecl(a.Name) {
 				attrs = append(attrs, a)
@@ -281,22 +415,22 @@ func (r *treeReader) normalizeStart(t xml.StartElement, parent string) (xml.Star
 func (r *treeReader) root() (xml.StartElement, error) {
 	first := true
 	for {
-		tok, err := r.token()
+		t, err := r.next()
 		if err == io.EOF {
 			return xml.StartElement{}, fmt.Errorf("%w: no root element", ErrInvalidXML)
 		}
 		if err != nil {
 			return xml.StartElement{}, err
 		}
-		switch t := tok.(type) {
-		case xml.StartElement:
-			return t, nil
-		case xml.ProcInst:
-			if !first || t.Target != "xml" {
+		switch t.kind {
+		case tokStart:
+			return t.start, nil
+		case tokProcInst:
+			if !first || t.target != "xml" {
 				return xml.StartElement{}, fmt.Errorf("%w: processing instruction", ErrInvalidXML)
 			}
-		case xml.CharData:
-			if !isWhitespace(t) {
+		case tokText:
+			if !isWhitespace(t.text) {
 				return xml.StartElement{}, fmt.Errorf("%w: text outside the root element", ErrInvalidXML)
 			}
 		default:
@@ -309,14 +443,14 @@ func (r *treeReader) root() (xml.StartElement, error) {
 // end checks that nothing but white space follows the root element.
 func (r *treeReader) end() error {
 	for {
-		tok, err := r.token()
+		t, err := r.next()
 		if err == io.EOF {
 			return nil
 		}
 		if err != nil {
 			return err
 		}
-		if cd, ok := tok.(xml.CharData); !ok || !isWhitespace(cd) {
+		if t.kind != tokText || !isWhitespace(t.text) {
 			return fmt.Errorf("%w: data after the root element", ErrInvalidXML)
 		}
 	}
@@ -325,7 +459,6 @@ func (r *treeReader) end() error {
 // pushStart normalises a start element that was read by someone else (an
 // UnmarshalXML caller) and makes it the reader's root.
 func (r *treeReader) pushStart(start xml.StartElement) (xml.StartElement, error) {
-	start.Attr = slices.Clone(start.Attr)
 	if err := r.count(1+len(start.Attr), len(start.Name.Local)+len(start.Name.Space)+2); err != nil {
 		return xml.StartElement{}, err
 	}
@@ -338,12 +471,13 @@ func (r *treeReader) pushStart(start xml.StartElement) (xml.StartElement, error)
 }
 
 // element reads the rest of the element whose start was just returned by
-// token, and returns all its tokens.
+// next, and returns all its tokens.
 func (r *treeReader) element(start xml.StartElement) (Element, error) {
 	d := r.depth()
-	toks := []xml.Token{start}
+	toks := make([]xml.Token, 1, 4)
+	toks[0] = start
 	for {
-		tok, err := r.token()
+		t, err := r.next()
 		if err == io.EOF {
 			return Element{}, fmt.Errorf("%w: unexpected end of input", ErrInvalidXML)
 		}
@@ -352,46 +486,46 @@ func (r *treeReader) element(start xml.StartElement) (Element, error) {
 		}
 		// Adjacent text (text, CDATA sections) becomes one token and empty
 		// text none, so that parsing what Marshal wrote gives the same tokens.
-		if cd, ok := tok.(xml.CharData); ok {
-			if len(cd) == 0 {
+		if t.kind == tokText {
+			if len(t.text) == 0 {
 				continue
 			}
 			if prev, ok := toks[len(toks)-1].(xml.CharData); ok {
-				toks[len(toks)-1] = append(prev, cd...)
+				toks[len(toks)-1] = append(prev, t.text...)
 				continue
 			}
 		}
-		toks = append(toks, tok)
-		if _, ok := tok.(xml.EndElement); ok && r.depth() < d {
+		toks = append(toks, t.token())
+		if t.kind == tokEnd && r.depth() < d {
 			return Element{Name: start.Name, Tokens: toks}, nil
 		}
 	}
 }
 
 // children calls f for every child element of the element whose start was
-// just returned by token, until its end. Text between children must be
+// just returned by next, until its end. Text between children must be
 // white space.
 func (r *treeReader) children(f func(start xml.StartElement) error) error {
 	d := r.depth()
 	for {
-		tok, err := r.token()
+		t, err := r.next()
 		if err == io.EOF {
 			return fmt.Errorf("%w: unexpected end of input", ErrInvalidXML)
 		}
 		if err != nil {
 			return err
 		}
-		switch t := tok.(type) {
-		case xml.EndElement:
+		switch t.kind {
+		case tokEnd:
 			if r.depth() < d {
 				return nil
 			}
-		case xml.CharData:
-			if !isWhitespace(t) {
+		case tokText:
+			if !isWhitespace(t.text) {
 				return fmt.Errorf("%w: text where only elements are allowed", ErrInvalidXML)
 			}
-		case xml.StartElement:
-			if err := f(t); err != nil {
+		case tokStart:
+			if err := f(t.start); err != nil {
 				return err
 			}
 		default:
@@ -404,26 +538,26 @@ func (r *treeReader) children(f func(start xml.StartElement) error) error {
 var errHasChildren = errors.New("element has children")
 
 // text reads the character data of the element whose start was just
-// returned by token, until its end. A child element is errHasChildren.
+// returned by next, until its end. A child element is errHasChildren.
 func (r *treeReader) text() (string, error) {
 	var b []byte
 	d := r.depth()
 	for {
-		tok, err := r.token()
+		t, err := r.next()
 		if err == io.EOF {
 			return "", fmt.Errorf("%w: unexpected end of input", ErrInvalidXML)
 		}
 		if err != nil {
 			return "", err
 		}
-		switch t := tok.(type) {
-		case xml.EndElement:
+		switch t.kind {
+		case tokEnd:
 			if r.depth() < d {
 				return string(b), nil
 			}
-		case xml.CharData:
-			b = append(b, t...)
-		case xml.StartElement:
+		case tokText:
+			b = append(b, t.text...)
+		case tokStart:
 			return "", errHasChildren
 		}
 	}

@@ -1,6 +1,7 @@
 package sce
 
 import (
+	"bytes"
 	"crypto/rand"
 	"encoding/xml"
 	"fmt"
@@ -28,9 +29,6 @@ const (
 // padAlphabet is what <rpad/> is made of: 64 characters that are valid in
 // XML and need no escaping (XEP-0420 0.3.0 allows any characters).
 const padAlphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
-
-// rpadOverhead is the length of an empty <rpad></rpad>.
-const rpadOverhead = len("<rpad></rpad>")
 
 // SealOptions configures Seal.
 type SealOptions struct {
@@ -79,13 +77,25 @@ var storeName = xml.Name{Space: nsHints, Local: "store"}
 // appends its own encrypted element and the XEP-0380 <encryption/> to
 // outer. Neither outer nor env share slices with st that Seal modifies, but
 // the elements' tokens are shared: do not modify them afterwards.
+//
+// Seal serializes the envelope to measure it for padding; SealBytes returns
+// that serialization, which saves the caller a second one.
 func Seal(st *Stanza, opts SealOptions) (outer *Stanza, env *Envelope, err error) {
+	outer, env, _, err = SealBytes(st, opts)
+	return outer, env, err
+}
+
+// SealBytes is Seal that also returns the serialized envelope, the plaintext
+// to encrypt: the same bytes env.Marshal() would return, without serializing
+// the envelope a second time. plaintext is the caller's; env must not be
+// modified if plaintext is to stay its serialization.
+func SealBytes(st *Stanza, opts SealOptions) (outer *Stanza, env *Envelope, plaintext []byte, err error) {
 	if err := checkStanza(st); err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	p := opts.Profile
 	if err := p.check(); err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	group := opts.GroupChat || st.isGroupChat()
 	want := p.Required | p.Recommended | opts.Add
@@ -95,7 +105,7 @@ func Seal(st *Stanza, opts SealOptions) (outer *Stanza, env *Envelope, err error
 		need |= p.GroupChat
 	}
 	if extra := opts.Add &^ p.permitted(); extra != 0 {
-		return nil, nil, &AffixError{Affix: extra.first(), Err: ErrAffixNotAllowed}
+		return nil, nil, nil, &AffixError{Affix: extra.first(), Err: ErrAffixNotAllowed}
 	}
 
 	env = &Envelope{Kind: p.Kind}
@@ -121,7 +131,7 @@ func Seal(st *Stanza, opts SealOptions) (outer *Stanza, env *Envelope, err error
 			el.Encrypted = false
 			outer.Children = append(outer.Children, el)
 		default:
-			return nil, nil, invalidElement("unencrypted SCE element in the stanza to seal")
+			return nil, nil, nil, invalidElement("unencrypted SCE element in the stanza to seal")
 		}
 	}
 
@@ -136,9 +146,9 @@ func Seal(st *Stanza, opts SealOptions) (outer *Stanza, env *Envelope, err error
 		j, ok, err := addressAffix(a, attr, fallback)
 		switch {
 		case err != nil:
-			return nil, nil, err
+			return nil, nil, nil, err
 		case !ok && need&a != 0:
-			return nil, nil, &AffixError{Affix: a, Err: ErrNoAddress}
+			return nil, nil, nil, &AffixError{Affix: a, Err: ErrNoAddress}
 		case ok && a == AffixTo:
 			env.To = []jid.JID{j}
 		case ok:
@@ -157,51 +167,73 @@ func Seal(st *Stanza, opts SealOptions) (outer *Stanza, env *Envelope, err error
 		env.Extra = append(env.Extra, el)
 	}
 
-	// Serialize once into a counter: validates every element, measures for
-	// padding, and enforces the limits the receiver's parser applies.
-	var size byteCounter
-	wr := writer{w: xml.NewEncoder(&size)}
-	if err := env.write(&wr); err != nil {
-		return nil, nil, err
+	// Serialize once: this validates every element, measures for padding,
+	// enforces the limits the receiver's parser applies, and gives the
+	// plaintext. An <rpad/> is written empty; its text, which needs no
+	// escaping, is spliced in at padAt once the size is known.
+	pad := want&AffixRpad != 0
+	env.HasRpad = pad
+	var buf bytes.Buffer
+	buf.Grow(env.sizeHint())
+	enc, release := newEncoder(&buf)
+	defer release()
+	padAt := -1
+	wr := writer{w: enc}
+	if pad {
+		wr.rpadMark = func() error {
+			if err := enc.Flush(); err != nil {
+				return err
+			}
+			padAt = buf.Len()
+			return nil
+		}
 	}
-	if err := wr.w.(*xml.Encoder).Flush(); err != nil {
-		return nil, nil, err
+	if err := env.write(&wr); err != nil {
+		return nil, nil, nil, err
+	}
+	if err := enc.Flush(); err != nil {
+		return nil, nil, nil, err
 	}
 	if wr.deepest > MaxDepth {
-		return nil, nil, &LimitError{Limit: "depth", Max: MaxDepth}
+		return nil, nil, nil, &LimitError{Limit: "depth", Max: MaxDepth}
 	}
-	if wr.nodes+2 > MaxNodes {
-		return nil, nil, &LimitError{Limit: "nodes", Max: MaxNodes}
+	// The rpad's element is counted already, its text not yet.
+	if wr.nodes+1 > MaxNodes {
+		return nil, nil, nil, &LimitError{Limit: "nodes", Max: MaxNodes}
 	}
-	if want&AffixRpad != 0 {
+	size := buf.Len()
+	if pad {
+		if padAt < 0 {
+			return nil, nil, nil, invalidElement("no place for <rpad/>") // cannot happen
+		}
 		target := opts.PadTo
 		if target == 0 {
 			target = PadTarget
 		}
-		fill := max(0, target-int(size)-rpadOverhead)
-		fill = min(fill, MaxEnvelopeSize-MaxRandomPad-int(size)-rpadOverhead)
+		fill := max(0, target-size)
+		fill = min(fill, MaxEnvelopeSize-MaxRandomPad-size)
 		if env.Rpad, err = randomPad(fill); err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
-		env.HasRpad = true
-		size += byteCounter(rpadOverhead + len(env.Rpad))
+		size += len(env.Rpad)
 	}
 	if size > MaxEnvelopeSize {
-		return nil, nil, &LimitError{Limit: "size", Max: MaxEnvelopeSize}
+		return nil, nil, nil, &LimitError{Limit: "size", Max: MaxEnvelopeSize}
 	}
+	if pad && env.Rpad != "" {
+		// Make room after the end of the buffer and move the tail there.
+		tail := buf.Len() - padAt
+		buf.WriteString(env.Rpad)
+		b := buf.Bytes()
+		copy(b[padAt+len(env.Rpad):], b[padAt:padAt+tail])
+		copy(b[padAt:], env.Rpad)
+	}
+	plaintext = buf.Bytes()
 
 	if st.isMessage() && st.AttrValue("type") != "error" && !hasStore {
 		outer.Children = append(outer.Children, TextElement(storeName, ""))
 	}
-	return outer, env, nil
-}
-
-// byteCounter is an io.Writer that counts.
-type byteCounter int
-
-func (c *byteCounter) Write(p []byte) (int, error) {
-	*c += byteCounter(len(p))
-	return len(p), nil
+	return outer, env, plaintext, nil
 }
 
 // addressAffix returns the bare JID for a <to/> or <from/> affix from the

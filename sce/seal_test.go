@@ -1,6 +1,7 @@
 package sce
 
 import (
+	"bytes"
 	"encoding/xml"
 	"errors"
 	"reflect"
@@ -28,13 +29,16 @@ func names(els []Element) []string {
 // receiver would, verifies and opens.
 func roundTrip(t *testing.T, st *Stanza, so SealOptions, vo VerifyOptions) (outer *Stanza, opened *Stanza) {
 	t.Helper()
-	outer, env, err := Seal(st, so)
+	outer, env, pt, err := SealBytes(st, so)
 	if err != nil {
-		t.Fatalf("Seal: %v", err)
+		t.Fatalf("SealBytes: %v", err)
 	}
 	b, err := env.Marshal()
 	if err != nil {
 		t.Fatalf("Marshal: %v", err)
+	}
+	if !bytes.Equal(pt, b) {
+		t.Fatalf("SealBytes gave\n%s\nMarshal gives\n%s", pt, b)
 	}
 	got, err := ParseKind(b, so.Profile.Kind)
 	if err != nil {
@@ -336,6 +340,70 @@ func TestPadding(t *testing.T) {
 	}
 	if b, _ := env.Marshal(); len(b) < 4096 {
 		t.Fatalf("PadTo 4096: %d bytes", len(b))
+	}
+}
+
+// TestSealBytes checks that SealBytes returns exactly what Marshal writes
+// for the envelope it returns, with and without padding, for every kind,
+// and that Seal returns the same envelope shape.
+func TestSealBytes(t *testing.T) {
+	short := `<message xmlns='jabber:client' to='a@b.c/r' from='d@e.f/g'><body>ok</body></message>`
+	long := `<message xmlns='jabber:client' to='a@b.c' from='d@e.f'><body>` + strings.Repeat("l&amp;ng &lt;é&#xD;", 300) + `</body>` +
+		`<x xmlns='urn:x' a='&quot;'><y xmlns='urn:y'>z</y></x></message>`
+	iq := `<iq xmlns='jabber:client' type='set' id='1' to='a@b.c'><q xmlns='urn:q'/></iq>`
+	noPad := OMEMO2()
+	noPad.Required = 0
+	for _, tc := range []struct {
+		name  string
+		st    string
+		opts  SealOptions
+		rpad  bool
+		exact int // serialized size when the padding fills to it exactly, or 0
+	}{
+		{"omemo2 short", short, SealOptions{Profile: OMEMO2()}, true, 0},
+		{"omemo2 long", long, SealOptions{Profile: OMEMO2(), Add: AffixTime | AffixTo}, true, 0},
+		{"omemo2 iq", iq, SealOptions{Profile: OMEMO2(), From: jid.MustParse("d@e.f")}, true, 0},
+		{"omemo2 pad 4096", short, SealOptions{Profile: OMEMO2(), PadTo: 4096}, true, 0},
+		{"omemo2 pad none", short, SealOptions{Profile: OMEMO2(), PadTo: -1}, true, 0},
+		{"no rpad", short, SealOptions{Profile: noPad}, false, 0},
+		{"signcrypt", short, SealOptions{Profile: OX(KindSigncrypt)}, true, 0},
+		{"sign", long, SealOptions{Profile: OX(KindSign)}, false, 0},
+		{"sign rpad", short, SealOptions{Profile: OX(KindSign), Add: AffixRpad}, true, 0},
+		{"crypt", short, SealOptions{Profile: OX(KindCrypt), Extra: []Element{TextElement(xml.Name{Space: "urn:x", Local: "x"}, "1")}}, true, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			st := mustStanza(t, tc.st)
+			for range 20 {
+				_, env, pt, err := SealBytes(st, tc.opts)
+				if err != nil {
+					t.Fatal(err)
+				}
+				b, err := env.Marshal()
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !bytes.Equal(pt, b) {
+					t.Fatalf("SealBytes gave\n%s\nMarshal gives\n%s", pt, b)
+				}
+				if env.HasRpad != tc.rpad {
+					t.Fatalf("HasRpad = %t, want %t", env.HasRpad, tc.rpad)
+				}
+				target := tc.opts.PadTo
+				if target == 0 {
+					target = PadTarget
+				}
+				if tc.rpad && len(pt)-len(env.Rpad) < target && len(pt) < target {
+					t.Fatalf("padded to %d bytes, below %d", len(pt), target)
+				}
+				got, err := ParseKind(pt, tc.opts.Profile.Kind)
+				if err != nil {
+					t.Fatalf("ParseKind: %v", err)
+				}
+				if !reflect.DeepEqual(got, env) {
+					t.Fatalf("envelope changed in transit:\n%#v\n%#v", got, env)
+				}
+			}
+		})
 	}
 }
 

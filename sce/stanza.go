@@ -162,7 +162,8 @@ func (s *Stanza) UnmarshalXML(d *xml.Decoder, start xml.StartElement) error {
 // Marshal returns the stanza serialized as XML.
 func (s *Stanza) Marshal() ([]byte, error) {
 	var buf bytes.Buffer
-	enc := xml.NewEncoder(&buf)
+	enc, release := newEncoder(&buf)
+	defer release()
 	if _, err := s.WriteXML(enc); err != nil {
 		return nil, err
 	}
@@ -300,7 +301,7 @@ func delayStamp(st *Stanza) (time.Time, bool) {
 		if c.Encrypted || c.Name != delayName {
 			continue
 		}
-		t, err := parseDateTime(c.AttrValue("stamp"))
+		t, err := ParseDateTime(c.AttrValue("stamp"))
 		if err != nil {
 			continue
 		}

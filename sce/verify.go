@@ -131,7 +131,7 @@ func Verify(env *Envelope, outer *Stanza, p Profile, opts VerifyOptions) error {
 		}
 		if err != nil {
 			return &AffixError{Affix: AffixTime, Err: err,
-				Got: formatDateTime(env.Time), Want: formatDateTime(ref)}
+				Got: FormatDateTime(env.Time), Want: FormatDateTime(ref)}
 		}
 	}
 	return nil
