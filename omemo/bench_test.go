@@ -8,6 +8,7 @@ import (
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
+	"encoding/xml"
 	"fmt"
 	"slices"
 	"testing"
@@ -17,6 +18,7 @@ import (
 	"hush.im/internal/x3dh"
 	"hush.im/internal/xeddsa"
 	"hush.im/omemo"
+	"hush.im/sce"
 	"mellium.im/xmpp/jid"
 )
 
@@ -267,4 +269,185 @@ func BenchmarkFloorSessionBuild(b *testing.B) {
 	for b.Loop() {
 		f.build(b)
 	}
+}
+
+// legacyFanout is a sender with confirmed legacy sessions to n devices
+// that announce only legacy OMEMO.
+type legacyFanout struct {
+	m  *omemo.Manager
+	to []jid.JID
+	n  int
+}
+
+var legacyFanouts = map[int]*legacyFanout{}
+
+func newLegacyFanout(b *testing.B, n int) *legacyFanout {
+	if f, ok := legacyFanouts[n]; ok {
+		return f
+	}
+	w := newWorld(b)
+	opts := &omemo.Options{Trust: omemo.BlindTrust{}, PreKeys: omemo.MinPreKeys}
+	sender := w.newDualDevice("alice@example.org", opts)
+	f := &legacyFanout{m: sender.m, n: n}
+	for i := 0; i < n; i += 100 {
+		var rcpts []*device
+		account := fmt.Sprintf("member%d@example.net", i/100)
+		for range min(100, n-i) {
+			rcpts = append(rcpts, w.newLegacyDevice(account, opts))
+		}
+		msg, _ := sender.sendBody("hi", rcpts[0].jid)
+		for _, r := range rcpts {
+			r.answerMsg(r.mustRecvMsg(sender, msg, "hi"), sender)
+		}
+		f.to = append(f.to, rcpts[0].jid)
+	}
+	legacyFanouts[n] = f
+	return f
+}
+
+var legacyBody = omemo.Plaintext{Body: "Meet me at the lighthouse at eight.", Only: omemo.ProtocolLegacy}
+
+func (f *legacyFanout) encrypt(b *testing.B) {
+	msg, rep, err := f.m.EncryptMessage(&legacyBody, f.to...)
+	if err != nil || len(rep.Devices) != f.n || rep.Devices[0].KEX || msg.Legacy == nil {
+		b.Fatal(err)
+	}
+}
+
+// legacyFloor is the bare primitives of one more legacy device: the chain
+// step (two HMAC-SHA-256), the message key HKDF "WhisperMessageKeys" (80
+// bytes), AES-256-CBC of the 32-byte key material and the 8-byte
+// HMAC-SHA-256 tag over both identity keys, the version byte and the
+// SignalMessage.
+type legacyFloor struct {
+	ck, material, ad, msg []byte
+}
+
+func newLegacyFloor() *legacyFloor {
+	return &legacyFloor{ck: make([]byte, 32), material: make([]byte, 32), ad: make([]byte, 66), msg: make([]byte, 1+2+33+2+2+2+48)}
+}
+
+func (f *legacyFloor) device() []byte {
+	h := hmac.New(sha256.New, f.ck)
+	h.Write([]byte{1})
+	mk := h.Sum(nil)
+	h = hmac.New(sha256.New, f.ck)
+	h.Write([]byte{2})
+	f.ck = h.Sum(f.ck[:0])
+	okm, _ := hkdf.Key(sha256.New, mk, zeroSalt32[:], "WhisperMessageKeys", 80)
+	block, _ := aes.NewCipher(okm[:32])
+	ct := make([]byte, 48)
+	copy(ct, f.material)
+	for i := 32; i < 48; i++ {
+		ct[i] = 16
+	}
+	cipher.NewCBCEncrypter(block, okm[64:80]).CryptBlocks(ct, ct)
+	copy(f.msg[len(f.msg)-48:], ct)
+	h = hmac.New(sha256.New, okm[32:64])
+	h.Write(f.ad)
+	h.Write(f.msg)
+	return h.Sum(nil)[:8]
+}
+
+// BenchmarkLegacyEncryptOneMoreDevice is BenchmarkEncryptOneMoreDevice for
+// legacy OMEMO: (EncryptMessage to 100 legacy devices − to 10) / 90
+// against the bare primitives of one legacy device in the same loop;
+// x-floor is the ratio.
+func BenchmarkLegacyEncryptOneMoreDevice(b *testing.B) {
+	small, large := newLegacyFanout(b, 10), newLegacyFanout(b, 100)
+	fl := newLegacyFloor()
+	var marginal, floorNs, ratio []float64
+	b.ResetTimer()
+	for b.Loop() {
+		t0 := time.Now()
+		small.encrypt(b)
+		t1 := time.Now()
+		large.encrypt(b)
+		t2 := time.Now()
+		for range 90 {
+			fl.device()
+		}
+		t3 := time.Now()
+		m := float64(t2.Sub(t1)-t1.Sub(t0)) / 90
+		f := float64(t3.Sub(t2)) / 90
+		marginal, floorNs = append(marginal, m), append(floorNs, f)
+		ratio = append(ratio, m/f)
+	}
+	b.ReportMetric(median(marginal), "ns/device")
+	b.ReportMetric(median(floorNs), "floor-ns/device")
+	b.ReportMetric(median(ratio), "x-floor")
+}
+
+// BenchmarkLegacyFloorPerDevice is the bare primitives of one more legacy
+// device.
+func BenchmarkLegacyFloorPerDevice(b *testing.B) {
+	f := newLegacyFloor()
+	b.ReportAllocs()
+	for b.Loop() {
+		f.device()
+	}
+}
+
+// BenchmarkProtocolsSameMessage encrypts and decrypts the same chat
+// message in one loop with OMEMO 2 (its SCE envelope, padded, to a device
+// that announces OMEMO 2) and with legacy OMEMO (its body, to a device
+// that announces only legacy OMEMO), sessions established, and reports
+// each cost and the ratios legacy ÷ OMEMO 2.
+func BenchmarkProtocolsSameMessage(b *testing.B) {
+	w := newWorld(b)
+	a := w.newDualDevice("alice@example.org", nil)
+	r2 := w.newDualDevice("bob@example.net", nil)
+	rl := w.newLegacyDevice("carol@example.com", nil)
+	text := "Meet me at the lighthouse at eight."
+	plain := &sce.Stanza{
+		Name:     xml.Name{Space: "jabber:client", Local: "message"},
+		Attr:     []xml.Attr{{Name: xml.Name{Local: "to"}, Value: "bob@example.net"}},
+		Children: []sce.Element{sce.TextElement(xml.Name{Space: "jabber:client", Local: "body"}, text)},
+	}
+	_, env, err := sce.Seal(plain, sce.SealOptions{Profile: sce.OMEMO2(), From: a.jid})
+	if err != nil {
+		b.Fatal(err)
+	}
+	envBytes, _ := env.Marshal()
+	p := &omemo.Plaintext{Envelope: envBytes, Body: text}
+	for _, r := range []*device{r2, rl} {
+		msg, _ := a.sendMsg(p, r.jid)
+		got, err := r.recvMsg(a, msg)
+		if err != nil {
+			b.Fatal(err)
+		}
+		r.answerMsg(got, a)
+	}
+	var enc2, dec2, encL, decL []float64
+	b.ResetTimer()
+	for b.Loop() {
+		t0 := time.Now()
+		m2, _, err := a.m.EncryptMessage(p, r2.jid)
+		if err != nil || m2.OMEMO2 == nil {
+			b.Fatal(err)
+		}
+		t1 := time.Now()
+		if _, err := r2.m.Decrypt(a.jid, m2.OMEMO2); err != nil {
+			b.Fatal(err)
+		}
+		t2 := time.Now()
+		ml, _, err := a.m.EncryptMessage(p, rl.jid)
+		if err != nil || ml.Legacy == nil {
+			b.Fatal(err)
+		}
+		t3 := time.Now()
+		if _, err := rl.m.DecryptLegacy(a.jid, ml.Legacy); err != nil {
+			b.Fatal(err)
+		}
+		t4 := time.Now()
+		enc2, dec2 = append(enc2, float64(t1.Sub(t0))), append(dec2, float64(t2.Sub(t1)))
+		encL, decL = append(encL, float64(t3.Sub(t2))), append(decL, float64(t4.Sub(t3)))
+	}
+	e2, d2, el, dl := median(enc2), median(dec2), median(encL), median(decL)
+	b.ReportMetric(e2, "omemo2-encrypt-ns")
+	b.ReportMetric(d2, "omemo2-decrypt-ns")
+	b.ReportMetric(el, "legacy-encrypt-ns")
+	b.ReportMetric(dl, "legacy-decrypt-ns")
+	b.ReportMetric(el/e2, "legacy/omemo2-encrypt")
+	b.ReportMetric(dl/d2, "legacy/omemo2-decrypt")
 }

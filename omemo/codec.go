@@ -130,6 +130,24 @@ func (r *recReader) version(want byte) {
 	r.b = r.b[1:]
 }
 
+// versions reads a version byte that must be in min…max and returns it.
+func (r *recReader) versions(min, max byte) byte {
+	if r.err != nil {
+		return 0
+	}
+	if len(r.b) == 0 {
+		r.fail("empty")
+		return 0
+	}
+	v := r.b[0]
+	if v < min || v > max {
+		r.fail("unknown version %d", v)
+		return 0
+	}
+	r.b = r.b[1:]
+	return v
+}
+
 func (r *recReader) end() error {
 	if r.err == nil && len(r.b) != 0 {
 		r.fail("%d trailing bytes", len(r.b))

@@ -48,7 +48,11 @@ var (
 	ErrNoRecipients = errors.New("omemo: no recipient device")
 
 	// ErrUnknownDevice is returned when an operation names a device of
-	// which nothing (no session, no bundle) is known.
+	// which nothing (no session, no bundle) is known; and by
+	// DecryptLegacy for a legacy key exchange from a device whose identity
+	// key's Ed25519 sign bit it cannot tell (legacy OMEMO does not carry
+	// it in messages): fetch the device's legacy bundle, give it to
+	// SetLegacyBundle and decrypt again. Nothing changed.
 	ErrUnknownDevice = errors.New("omemo: unknown device")
 
 	// ErrIdentityMismatch is returned when a bundle, or a key exchange

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"hush.im/omemo"
+	"hush.im/omemo/legacy"
 	"hush.im/omemo/memstore"
 	"mellium.im/xmpp/jid"
 )
@@ -28,21 +29,31 @@ func TestSerializingStore(t *testing.T) {
 		"SignedPreKeyRotation":    TestSignedPreKeyRotation,
 		"SealOpenStanza":          TestSealOpenStanza,
 		"ReportReasons":           TestReportReasons,
+		"LegacyConversation":      TestLegacyConversation,
+		"LegacyOutOfOrder":        TestLegacyOutOfOrderAndReplay,
+		"LegacySimultaneous":      TestLegacySimultaneousInitiation,
+		"LegacyBadInput":          TestLegacyBadInput,
+		"LegacyWithheld":          TestLegacyWithheld,
+		"LegacyCatchUp":           TestLegacyCatchUp,
+		"LegacyIdentityMismatch":  TestLegacyIdentityMismatch,
 	} {
 		t.Run(name, f)
 	}
 }
 
 // world is a fake PEP service: the device lists and bundles every device
-// published.
+// published, OMEMO 2 and legacy.
 type world struct {
-	t       testing.TB
-	lists   map[string]*omemo.DeviceList
-	bundles map[string]*omemo.Bundle
+	t        testing.TB
+	lists    map[string]*omemo.DeviceList
+	bundles  map[string]*omemo.Bundle
+	llists   map[string]*legacy.DeviceList
+	lbundles map[string]*legacy.Bundle
 }
 
 func newWorld(t testing.TB) *world {
-	return &world{t: t, lists: map[string]*omemo.DeviceList{}, bundles: map[string]*omemo.Bundle{}}
+	return &world{t: t, lists: map[string]*omemo.DeviceList{}, bundles: map[string]*omemo.Bundle{},
+		llists: map[string]*legacy.DeviceList{}, lbundles: map[string]*legacy.Bundle{}}
 }
 
 type device struct {
@@ -50,6 +61,9 @@ type device struct {
 	m   *omemo.Manager
 	st  *memstore.Store
 	jid jid.JID
+	// legacyOnly devices follow the legacy device lists alone, as a
+	// client that speaks only legacy OMEMO does.
+	legacyOnly bool
 }
 
 func (d *device) addr() omemo.Address { return d.m.Address() }
@@ -77,6 +91,8 @@ func (w *world) newDevice(account string, opts *omemo.Options) *device {
 	return d
 }
 
+// publishBundle publishes both bundles; the device lists say which one
+// peers use.
 func (d *device) publishBundle() {
 	d.w.t.Helper()
 	b, err := d.m.Bundle()
@@ -84,6 +100,49 @@ func (d *device) publishBundle() {
 		d.w.t.Fatal(err)
 	}
 	d.w.bundles[d.addr().String()] = b
+	lb, err := d.m.LegacyBundle()
+	if err != nil {
+		d.w.t.Fatal(err)
+	}
+	d.w.lbundles[d.addr().String()] = lb
+}
+
+// announceLegacy adds d to its account's legacy device list: a hush device
+// announces both protocols.
+func (d *device) announceLegacy() {
+	d.w.t.Helper()
+	l, _, err := d.m.AnnounceLegacyDevice(d.w.llists[d.jid.String()])
+	if err != nil {
+		d.w.t.Fatal(err)
+	}
+	d.w.llists[d.jid.String()] = l
+}
+
+// newLegacyDevice makes a device that announces only legacy OMEMO, like
+// Conversations or Dino: it is on its account's legacy device list alone.
+func (w *world) newLegacyDevice(account string, opts *omemo.Options) *device {
+	w.t.Helper()
+	if opts == nil {
+		opts = &omemo.Options{Trust: omemo.BlindTrust{}}
+	}
+	st := newStore()
+	j := jid.MustParse(account)
+	m, err := omemo.New(j, st, opts)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	d := &device{w: w, m: m, st: st, jid: j, legacyOnly: true}
+	d.announceLegacy()
+	d.publishBundle()
+	return d
+}
+
+// newDualDevice makes a device that announces both protocols.
+func (w *world) newDualDevice(account string, opts *omemo.Options) *device {
+	w.t.Helper()
+	d := w.newDevice(account, opts)
+	d.announceLegacy()
+	return d
 }
 
 // sync gives d the current device lists of the recipients and itself and
@@ -91,11 +150,7 @@ func (d *device) publishBundle() {
 func (d *device) sync(recipients ...jid.JID) {
 	d.w.t.Helper()
 	for _, j := range append([]jid.JID{d.jid}, recipients...) {
-		if l, ok := d.w.lists[j.String()]; ok {
-			if _, err := d.m.SetDeviceList(j, l); err != nil {
-				d.w.t.Fatal(err)
-			}
-		}
+		d.follow(j)
 	}
 	need, _, err := d.m.NeedBundles(recipients...)
 	if err != nil {
@@ -106,6 +161,32 @@ func (d *device) sync(recipients ...jid.JID) {
 			if err := d.m.SetBundle(a, b); err != nil {
 				d.w.t.Fatal(err)
 			}
+		}
+	}
+	lneed, _, err := d.m.NeedLegacyBundles(recipients...)
+	if err != nil {
+		d.w.t.Fatal(err)
+	}
+	for _, a := range lneed {
+		if b, ok := d.w.lbundles[a.String()]; ok {
+			if err := d.m.SetLegacyBundle(a, b); err != nil {
+				d.w.t.Fatal(err)
+			}
+		}
+	}
+}
+
+// follow gives d the current device lists of j, as PEP notifications do.
+func (d *device) follow(j jid.JID) {
+	d.w.t.Helper()
+	if l, ok := d.w.lists[j.String()]; ok && !d.legacyOnly {
+		if _, err := d.m.SetDeviceList(j, l); err != nil {
+			d.w.t.Fatal(err)
+		}
+	}
+	if l, ok := d.w.llists[j.String()]; ok {
+		if _, err := d.m.SetLegacyDeviceList(j, l); err != nil {
+			d.w.t.Fatal(err)
 		}
 	}
 }
@@ -126,11 +207,7 @@ func (d *device) send(body string, to ...jid.JID) (*omemo.Encrypted, *omemo.Repo
 func (d *device) recv(from *device, e *omemo.Encrypted) (*omemo.Decrypted, error) {
 	d.w.t.Helper()
 	// A client follows its contacts' device lists through PEP.
-	if l, ok := d.w.lists[from.jid.String()]; ok {
-		if _, err := d.m.SetDeviceList(from.jid, l); err != nil {
-			d.w.t.Fatal(err)
-		}
-	}
+	d.follow(from.jid)
 	got, err := d.m.Decrypt(from.jid, e)
 	if err != nil {
 		return nil, err

@@ -13,6 +13,7 @@ import (
 
 	"hush.im/internal/x3dh"
 	"hush.im/internal/xeddsa"
+	"hush.im/omemo/legacy"
 )
 
 // Prekey hygiene defaults (XEP-0384 §4.2 Key Exchange parameters).
@@ -95,7 +96,9 @@ func newPreKeys(tx Tx, id *IdentityRecord, n int) error {
 }
 
 // newSignedPreKey generates a signed prekey with a fresh id, signed with
-// the identity key over its raw 32 bytes (XEP-0384 §5.3.2, python-x3dh).
+// the identity key twice: over its raw 32 bytes for OMEMO 2 (XEP-0384
+// §5.3.2, python-x3dh) and over 0x05 ‖ key for legacy OMEMO (libsignal,
+// legacy.SignSignedPreKey).
 func newSignedPreKey(id *IdentityRecord, now time.Time) (*SignedPreKeyRecord, error) {
 	if id.nextSPK == 0 || id.nextSPK > maxPreKeyID {
 		return nil, errExhausted
@@ -109,8 +112,54 @@ func newSignedPreKey(id *IdentityRecord, now time.Time) (*SignedPreKeyRecord, er
 		return nil, err
 	}
 	r := &SignedPreKeyRecord{id: id.nextSPK, priv: priv.Bytes(), pub: priv.PublicKey().Bytes(), sig: sig, created: now.UTC().Truncate(time.Second)}
+	if r.legacySig, err = legacy.SignSignedPreKey(id.key, r.pub); err != nil {
+		return nil, err
+	}
 	id.nextSPK++
 	return r, nil
+}
+
+// upgradeSignedPreKeys adds the legacy signature to signed prekeys stored
+// before this package spoke legacy OMEMO (record version 1).
+func upgradeSignedPreKeys(tx Tx, id *IdentityRecord) error {
+	spks, err := tx.SignedPreKeys()
+	if err != nil {
+		return err
+	}
+	for _, s := range spks {
+		if s.legacySig != nil {
+			continue
+		}
+		if s.legacySig, err = legacy.SignSignedPreKey(id.key, s.pub); err != nil {
+			return err
+		}
+		if err := tx.PutSignedPreKey(s); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// ErrBadSignature is returned by VerifyBundle when the signed prekey
+// signature of a bundle does not verify under its identity key.
+var ErrBadSignature = errors.New("omemo: invalid signed prekey signature")
+
+// VerifyBundle checks the signed prekey signature of a bundle: the Ed25519
+// signature by its identity key over the raw 32-byte signed prekey
+// (XEP-0384 §5.3.2). Encrypt checks it anyway before building a session;
+// this is for callers that want to refuse a bad bundle early.
+func VerifyBundle(b *Bundle) error {
+	if b == nil || len(b.IdentityKey) != PublicKeySize || len(b.SignedPreKey) != PublicKeySize || len(b.SignedPreKeySignature) != SignatureSize {
+		return fmt.Errorf("omemo: %w: bundle keys of the wrong size", ErrMalformed)
+	}
+	err := x3dh.OMEMO2.VerifyPreKey(b.IdentityKey, b.SignedPreKey, b.SignedPreKeySignature)
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, x3dh.ErrBadSignature):
+		return ErrBadSignature
+	}
+	return fmt.Errorf("omemo: %w: bundle: %v", ErrMalformed, err)
 }
 
 // SignLabel returns labelsig for a device label: the identity key's

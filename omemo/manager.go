@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/rand"
 	"crypto/sha256"
+	"encoding/xml"
 	"errors"
 	"fmt"
 	"math/big"
@@ -15,6 +16,7 @@ import (
 	"hush.im/internal/wire"
 	"hush.im/internal/x3dh"
 	"hush.im/internal/xeddsa"
+	"hush.im/omemo/legacy"
 	"mellium.im/xmpp/jid"
 )
 
@@ -40,6 +42,11 @@ type Options struct {
 	SignedPreKeyGrace time.Duration
 	// Label is the device label set when New creates a new identity.
 	Label string
+	// DeviceID, when not zero, is the device id New gives a new identity
+	// instead of a random one (XEP-0384 §5.1: 1 … 2^31−1); it must not be
+	// on the own device list stored so far. It is ignored when the store
+	// holds an identity already.
+	DeviceID uint32
 }
 
 // Manager is the OMEMO 2 engine of one device of one account. It is safe
@@ -118,6 +125,12 @@ func New(own jid.JID, store Store, opts *Options) (*Manager, error) {
 			if id, err = newIdentity(taken); err != nil {
 				return err
 			}
+			if opts.DeviceID != 0 {
+				if !ValidDeviceID(opts.DeviceID) || (taken != nil && taken.Contains(opts.DeviceID)) {
+					return fmt.Errorf("omemo: device id %d is invalid or taken", opts.DeviceID)
+				}
+				id.deviceID = opts.DeviceID
+			}
 			if opts.Label != "" {
 				id.label = opts.Label
 				if id.labelSig, err = signLabel(id.key, opts.Label); err != nil {
@@ -128,6 +141,8 @@ func New(own jid.JID, store Store, opts *Options) (*Manager, error) {
 				return err
 			}
 		} else if err != nil {
+			return err
+		} else if err := upgradeSignedPreKeys(tx, id); err != nil {
 			return err
 		}
 		m.deviceID, m.key, m.ik = id.deviceID, id.key, id.key.Ed25519Public()
@@ -371,6 +386,30 @@ func (m *Manager) SetDeviceList(bare jid.JID, l *DeviceList) (announce bool, err
 	return bare.Equal(m.own) && !l.Contains(m.deviceID), nil
 }
 
+// DeviceList returns the OMEMO 2 device list last recorded for a bare JID
+// (SetDeviceList), or ErrNotFound.
+func (m *Manager) DeviceList(bare jid.JID) (*DeviceList, error) {
+	var l *DeviceList
+	err := m.store.View(func(tx Tx) error {
+		var err error
+		l, err = tx.DeviceList(bare.Bare())
+		return err
+	})
+	return l, err
+}
+
+// LegacyDeviceList returns the legacy device list last recorded for a
+// bare JID (SetLegacyDeviceList), or ErrNotFound.
+func (m *Manager) LegacyDeviceList(bare jid.JID) (*legacy.DeviceList, error) {
+	var l *legacy.DeviceList
+	err := m.store.View(func(tx Tx) error {
+		var err error
+		l, err = tx.LegacyDeviceList(bare.Bare())
+		return err
+	})
+	return l, err
+}
+
 // SetBundle records the bundle of a remote device, fetched from PEP
 // (XEP-0384 §5.4), for building a session when one is needed. It is
 // checked when used, not here, except that a bundle whose identity key
@@ -447,33 +486,38 @@ func (m *Manager) SetTrust(bare jid.JID, identityKey []byte, level TrustLevel) e
 }
 
 // Devices returns what is known about the devices of a bare JID: those on
-// its device list and those with a session, in increasing id order. For
-// the own JID this device is left out.
+// its device lists (OMEMO 2 and legacy) and those with a session of either
+// protocol, in increasing id order. For the own JID this device is left
+// out.
 func (m *Manager) Devices(bare jid.JID) ([]DeviceInfo, error) {
 	bare = bare.Bare()
 	var out []DeviceInfo
 	err := m.store.View(func(tx Tx) error {
-		l, err := tx.DeviceList(bare)
-		if errors.Is(err, ErrNotFound) {
-			l = &DeviceList{}
-		} else if err != nil {
+		lists, err := m.lists(tx, bare)
+		if err != nil {
 			return err
 		}
 		ids, err := tx.SessionDevices(bare)
 		if err != nil {
 			return err
 		}
-		for _, d := range l.Devices {
-			if !slices.Contains(ids, d.ID) {
-				ids = append(ids, d.ID)
-			}
+		lids, err := tx.LegacySessionDevices(bare)
+		if err != nil {
+			return err
+		}
+		ids = append(ids, lids...)
+		if lists.omemo2 != nil {
+			ids = append(ids, lists.omemo2.IDs()...)
+		}
+		if lists.legacy != nil {
+			ids = append(ids, lists.legacy.Devices...)
 		}
 		slices.Sort(ids)
-		for _, id := range ids {
+		for _, id := range slices.Compact(ids) {
 			if bare.Equal(m.own) && id == m.deviceID {
 				continue
 			}
-			info, err := m.deviceInfo(tx, Address{JID: bare, Device: id}, l)
+			info, err := m.deviceInfo(tx, Address{JID: bare, Device: id}, lists)
 			if err != nil {
 				return err
 			}
@@ -484,27 +528,103 @@ func (m *Manager) Devices(bare jid.JID) ([]DeviceInfo, error) {
 	return out, err
 }
 
-func (m *Manager) deviceInfo(tx Tx, a Address, l *DeviceList) (DeviceInfo, error) {
-	info := DeviceInfo{Address: a, Own: a.JID.Equal(m.own)}
-	if rec, err := tx.Session(a); err == nil {
-		info.Session, info.IdentityKey = true, rec.identityKey
-	} else if !errors.Is(err, ErrNotFound) {
-		return info, err
-	} else if b, err := tx.Bundle(a); err == nil {
-		info.IdentityKey = b.IdentityKey
-	} else if !errors.Is(err, ErrNotFound) {
+// deviceLists are the two device lists of one account, each nil when
+// unknown.
+type deviceLists struct {
+	omemo2 *DeviceList
+	legacy *legacy.DeviceList
+}
+
+func (m *Manager) lists(tx Tx, bare jid.JID) (deviceLists, error) {
+	var l deviceLists
+	var err error
+	if l.omemo2, err = optional(tx.DeviceList(bare)); err != nil {
+		return l, err
+	}
+	l.legacy, err = optional(tx.LegacyDeviceList(bare))
+	return l, err
+}
+
+// protocol returns the protocol a listed device is encrypted to with
+// (XEP-0384 0.9 beside 0.3: the newest one it announces), or zero when it
+// is on neither list.
+func (l deviceLists) protocol(id uint32) Protocol {
+	switch {
+	case l.omemo2 != nil && l.omemo2.Contains(id):
+		return ProtocolOMEMO2
+	case l.legacy != nil && l.legacy.Contains(id):
+		return ProtocolLegacy
+	}
+	return 0
+}
+
+func (m *Manager) deviceInfo(tx Tx, a Address, l deviceLists) (DeviceInfo, error) {
+	info := DeviceInfo{Address: a, Own: a.JID.Equal(m.own), Protocol: l.protocol(a.Device)}
+	info.Listed = info.Protocol != 0
+	rec, err := optional(tx.Session(a))
+	if err != nil {
 		return info, err
 	}
-	for _, d := range l.Devices {
-		if d.ID == a.Device {
-			info.Listed = true
-			if VerifyLabel(info.IdentityKey, d) {
+	lrec, err := optional(tx.LegacySession(a))
+	if err != nil {
+		return info, err
+	}
+	info.Session = rec != nil || lrec != nil
+	if info.Protocol == 0 {
+		switch {
+		case rec != nil:
+			info.Protocol = ProtocolOMEMO2
+		case lrec != nil:
+			info.Protocol = ProtocolLegacy
+		}
+	}
+	// The identity key from the chosen protocol's session or bundle
+	// first, then from the other's.
+	omemo2Key := func() ([]byte, error) {
+		if rec != nil {
+			return rec.identityKey, nil
+		}
+		b, err := optional(tx.Bundle(a))
+		if b == nil || err != nil {
+			return nil, err
+		}
+		return b.IdentityKey, nil
+	}
+	legacyKey := func() ([]byte, error) {
+		if lrec != nil {
+			return lrec.identityKey, nil
+		}
+		b, err := optional(tx.LegacyBundle(a))
+		if b == nil || err != nil {
+			return nil, err
+		}
+		ik, err := legacyBundleIdentity(b)
+		if err != nil {
+			return nil, nil // an unusable bundle tells nothing
+		}
+		return ik, nil
+	}
+	sources := []func() ([]byte, error){omemo2Key, legacyKey}
+	if info.Protocol == ProtocolLegacy {
+		sources[0], sources[1] = legacyKey, omemo2Key
+	}
+	for _, f := range sources {
+		if info.IdentityKey, err = f(); err != nil {
+			return info, err
+		}
+		if info.IdentityKey != nil {
+			info.IdentityKey = bytes.Clone(info.IdentityKey)
+			break
+		}
+	}
+	if l.omemo2 != nil {
+		for _, d := range l.omemo2.Devices {
+			if d.ID == a.Device && VerifyLabel(info.IdentityKey, d) {
 				info.Label = d.Label
 			}
 		}
 	}
 	if info.IdentityKey != nil {
-		var err error
 		if info.Trust, err = tx.Trust(a.JID, info.IdentityKey); err != nil {
 			return info, err
 		}
@@ -512,33 +632,46 @@ func (m *Manager) deviceInfo(tx Tx, a Address, l *DeviceList) (DeviceInfo, error
 	return info, nil
 }
 
-// ResetSession deletes the session with a device (XEP-0384 §6: clients
-// MUST offer to replace broken sessions). The next message to it builds a
-// new session from its bundle; fetch a fresh one first (SetBundle), then
-// send EncryptEmpty to it so that it learns about the new session.
+// ResetSession deletes the sessions with a device, OMEMO 2 and legacy
+// (XEP-0384 §6: clients MUST offer to replace broken sessions); it fails
+// with ErrNotFound when there is neither. The next message to it builds a
+// new session from its bundle; fetch a fresh one first (SetBundle or
+// SetLegacyBundle), then send EncryptEmpty (EncryptEmptyLegacy) to it so
+// that it learns about the new session.
 func (m *Manager) ResetSession(a Address) error {
 	a.JID = a.JID.Bare()
 	return m.store.Update(func(tx Tx) error {
-		if _, err := tx.Session(a); err != nil {
+		rec, err := optional(tx.Session(a))
+		if err != nil {
 			return err
 		}
-		return tx.DeleteSession(a)
-	})
-}
-
-// ForgetDevice deletes everything known about a remote device: session,
-// cached bundle and replay log. Use it when a device's identity key really
-// changed (ErrIdentityMismatch) and the user accepted the new one.
-func (m *Manager) ForgetDevice(a Address) error {
-	a.JID = a.JID.Bare()
-	return m.store.Update(func(tx Tx) error {
+		lrec, err := optional(tx.LegacySession(a))
+		if err != nil {
+			return err
+		}
+		if rec == nil && lrec == nil {
+			return ErrNotFound
+		}
 		if err := tx.DeleteSession(a); err != nil {
 			return err
 		}
-		if err := tx.DeleteBundle(a); err != nil {
-			return err
+		return tx.DeleteLegacySession(a)
+	})
+}
+
+// ForgetDevice deletes everything known about a remote device: sessions
+// and cached bundles of both protocols and the replay log. Use it when a
+// device's identity key really changed (ErrIdentityMismatch) and the user
+// accepted the new one.
+func (m *Manager) ForgetDevice(a Address) error {
+	a.JID = a.JID.Bare()
+	return m.store.Update(func(tx Tx) error {
+		for _, del := range []func(Address) error{tx.DeleteSession, tx.DeleteBundle, tx.DeleteLegacySession, tx.DeleteLegacyBundle, tx.DeleteReplayLog} {
+			if err := del(a); err != nil {
+				return err
+			}
 		}
-		return tx.DeleteReplayLog(a)
+		return nil
 	})
 }
 
@@ -546,14 +679,14 @@ func (m *Manager) ForgetDevice(a Address) error {
 // history synchronization): prekeys used by key exchanges are kept, though
 // no longer published, until EndCatchUp, in case two initiators picked the
 // same one; and empty messages owed to devices are queued instead of asked
-// for, one per device.
+// for, one per device and protocol.
 func (m *Manager) BeginCatchUp() { m.catchUp.Store(true) }
 
 // EndCatchUp leaves catch-up mode: it deletes the prekeys used during it
-// and returns the devices owed an empty message (send EncryptEmpty to
-// each; the XEP requires one right after a key exchange completed during
-// catch-up).
-func (m *Manager) EndCatchUp() (pending []Address, err error) {
+// and returns the devices owed an empty message: send EncryptEmpty to each
+// of pending and EncryptEmptyLegacy to each of legacyPending (the XEP
+// requires one right after a key exchange completed during catch-up).
+func (m *Manager) EndCatchUp() (pending, legacyPending []Address, err error) {
 	m.catchUp.Store(false)
 	err = m.store.Update(func(tx Tx) error {
 		pks, err := tx.PreKeys()
@@ -567,16 +700,14 @@ func (m *Manager) EndCatchUp() (pending []Address, err error) {
 				}
 			}
 		}
-		p, err := tx.Pending()
-		if errors.Is(err, ErrNotFound) {
-			return nil
-		} else if err != nil {
+		p, err := optional(tx.Pending())
+		if err != nil || p == nil {
 			return err
 		}
-		pending = p.Devices
+		pending, legacyPending = p.Devices, p.Legacy
 		return tx.PutPending(&PendingRecord{})
 	})
-	return pending, err
+	return pending, legacyPending, err
 }
 
 // recipientJIDs returns the bare recipients without duplicates, in order,
@@ -595,111 +726,216 @@ func (m *Manager) recipientJIDs(recipients []jid.JID) []jid.JID {
 	return append(out, m.own)
 }
 
+// Plaintext is one message in the forms the two protocols carry, for
+// EncryptMessage.
+type Plaintext struct {
+	// Envelope is the serialized SCE envelope (XEP-0420) for OMEMO 2
+	// devices. It is required unless Only is ProtocolLegacy.
+	Envelope []byte
+	// Body is the body text for legacy OMEMO devices, the only thing
+	// legacy OMEMO protects (XEP-0384 0.3 §Sending a message). Empty
+	// means legacy devices get nothing (ReasonNoBody).
+	Body string
+	// Withheld names the elements of the envelope that legacy devices do
+	// not get (everything but the body); each legacy device's
+	// DeviceReport lists them.
+	Withheld []xml.Name
+	// Only, when not zero, restricts the message to one protocol: devices
+	// are chosen from that protocol's device lists alone.
+	Only Protocol
+}
+
+// Message is an encrypted message in the formats of its recipient
+// devices: an OMEMO 2 <encrypted/> for those that announce OMEMO 2, a
+// legacy one for those that announce only legacy OMEMO; nil where no
+// device of that protocol got a key. A stanza to a mix of devices carries
+// both elements (SealStanza).
+type Message struct {
+	OMEMO2 *Encrypted
+	Legacy *legacy.Encrypted
+}
+
 // Encrypt encrypts an SCE envelope (the serialized <envelope/>, XEP-0420)
-// for every device of every recipient bare JID and every other own device
-// (XEP-0384 §4.4, §5.5): one payload key, wrapped through the session with
-// each device, building sessions from stored bundles where needed (X3DH,
-// with a random prekey other than id 0). Devices are those on each
-// account's last device list that the TrustPolicy allows. A session whose
-// key exchange was not answered yet carries it again (kex='true').
+// for every OMEMO 2 device of every recipient bare JID and every other own
+// OMEMO 2 device (XEP-0384 §4.4, §5.5). It is EncryptMessage without a
+// body: devices that speak only legacy OMEMO, which cannot carry an
+// envelope, are reported with ReasonNoBody. Most callers want SealStanza.
+func (m *Manager) Encrypt(envelope []byte, recipients ...jid.JID) (*Encrypted, *Report, error) {
+	msg, rep, err := m.EncryptMessage(&Plaintext{Envelope: envelope}, recipients...)
+	if err != nil {
+		return nil, rep, err
+	}
+	return msg.OMEMO2, rep, nil
+}
+
+// EncryptMessage encrypts one message for every device of every recipient
+// bare JID and every other own device, each with the newest protocol it
+// announces (DESIGN: per-device choice): a device on the account's OMEMO 2
+// device list gets the SCE envelope through OMEMO 2 (one payload key,
+// XEP-0384 §4.4, §5.5); a device only on its legacy device list gets the
+// body through legacy OMEMO (one AES-128-GCM key, XEP-0384 0.3 §Sending a
+// message) and its report lists what it does not get (Withheld). Sessions
+// are built from stored bundles where needed (X3DH with a random prekey
+// other than id 0); a session whose key exchange was not answered yet
+// carries it again. Devices are those the TrustPolicy allows, with the
+// identity key in Ed25519 form for both protocols.
 //
 // The Report says for every device whether it got a key and why not. If a
-// recipient other than the own JID has no device that got a key, Encrypt
-// fails with *NoEligibleDevicesError and changes nothing; it fails with
-// ErrNoRecipients when no device at all got a key. Most callers want
-// SealStanza.
-func (m *Manager) Encrypt(envelope []byte, recipients ...jid.JID) (*Encrypted, *Report, error) {
-	if len(envelope) == 0 || len(envelope) > MaxPayloadSize-16 {
-		return nil, nil, errors.New("omemo: envelope empty or too large")
+// recipient other than the own JID has no device that got a key,
+// EncryptMessage fails with *NoEligibleDevicesError and changes nothing;
+// it fails with ErrNoRecipients when no device at all got a key.
+func (m *Manager) EncryptMessage(p *Plaintext, recipients ...jid.JID) (*Message, *Report, error) {
+	if p == nil {
+		return nil, nil, errors.New("omemo: nil plaintext")
 	}
-	ct, material, err := sealPayload(envelope)
-	if err != nil {
-		return nil, nil, err
+	var omemo2, legacyMaterial []byte
+	msg := &Message{}
+	if p.Only != ProtocolLegacy {
+		if len(p.Envelope) == 0 || len(p.Envelope) > MaxPayloadSize-16 {
+			return nil, nil, errors.New("omemo: envelope empty or too large")
+		}
+		ct, material, err := sealPayload(p.Envelope)
+		if err != nil {
+			return nil, nil, err
+		}
+		msg.OMEMO2, omemo2 = &Encrypted{SID: m.deviceID, Payload: ct}, material
 	}
-	var enc *Encrypted
+	if p.Only != ProtocolOMEMO2 && p.Body != "" {
+		if len(p.Body) > legacy.MaxPayloadSize {
+			return nil, nil, errors.New("omemo: body too large")
+		}
+		payload, iv, material, err := legacy.EncryptPayload([]byte(p.Body))
+		if err != nil {
+			return nil, nil, err
+		}
+		msg.Legacy, legacyMaterial = &legacy.Encrypted{SID: m.deviceID, IV: iv, Payload: payload}, material
+	}
+	if p.Only == ProtocolLegacy && legacyMaterial == nil {
+		return nil, nil, errors.New("omemo: legacy OMEMO needs a body")
+	}
 	var rep *Report
-	err = m.store.Update(func(tx Tx) error {
+	err := m.store.Update(func(tx Tx) error {
 		var err error
-		enc, rep, err = m.encryptTx(tx, material, recipients)
+		rep, err = m.encryptTx(tx, msg, omemo2, legacyMaterial, p, recipients)
 		return err
 	})
 	if err != nil {
 		return nil, rep, err
 	}
-	enc.Payload = ct
-	return enc, rep, nil
+	if msg.OMEMO2 != nil && len(msg.OMEMO2.Keys) == 0 {
+		msg.OMEMO2 = nil
+	}
+	if msg.Legacy != nil && len(msg.Legacy.Keys) == 0 {
+		msg.Legacy = nil
+	}
+	return msg, rep, nil
 }
 
-func (m *Manager) encryptTx(tx Tx, material []byte, recipients []jid.JID) (*Encrypted, *Report, error) {
+func (m *Manager) encryptTx(tx Tx, msg *Message, omemo2, legacyMaterial []byte, p *Plaintext, recipients []jid.JID) (*Report, error) {
 	rep := &Report{}
-	enc := &Encrypted{SID: m.deviceID, Keys: make([]Keys, 0, len(recipients)+1)}
+	if msg.OMEMO2 != nil {
+		msg.OMEMO2.Keys = make([]Keys, 0, len(recipients)+1)
+	}
 	var none []jid.JID
 	for _, j := range m.recipientJIDs(recipients) {
 		own := j.Equal(m.own)
-		l, err := tx.DeviceList(j)
-		if errors.Is(err, ErrNotFound) {
+		all, err := m.lists(tx, j)
+		if err != nil {
+			return rep, err
+		}
+		use := all
+		switch p.Only {
+		case ProtocolOMEMO2:
+			use.legacy = nil
+		case ProtocolLegacy:
+			use.omemo2 = nil
+		}
+		if use.omemo2 == nil && use.legacy == nil {
 			if !own {
-				rep.Devices = append(rep.Devices, DeviceReport{JID: j, Reason: ReasonNoDeviceList})
+				rep.Devices = append(rep.Devices, DeviceReport{JID: j, Protocol: p.Only, Reason: ReasonNoDeviceList})
 				none = append(none, j)
 			}
 			continue
-		} else if err != nil {
-			return nil, rep, err
 		}
-		ks := Keys{JID: j, Keys: make([]Key, 0, len(l.Devices))}
-		rep.Devices = slices.Grow(rep.Devices, len(l.Devices))
-		for _, d := range l.Devices {
-			if own && d.ID == m.deviceID {
-				continue
+		got := 0
+		if l := use.omemo2; l != nil {
+			ks := Keys{JID: j, Keys: make([]Key, 0, len(l.Devices))}
+			rep.Devices = slices.Grow(rep.Devices, len(l.Devices))
+			for _, d := range l.Devices {
+				if own && d.ID == m.deviceID {
+					continue
+				}
+				dr, key, err := m.encryptDevice(tx, Address{JID: j, Device: d.ID}, omemo2, own)
+				if err != nil {
+					return rep, err
+				}
+				rep.Devices = append(rep.Devices, dr)
+				if key != nil {
+					ks.Keys = append(ks.Keys, *key)
+				}
 			}
-			dr, key, err := m.encryptDevice(tx, Address{JID: j, Device: d.ID}, material, own)
-			if err != nil {
-				return nil, rep, err
-			}
-			rep.Devices = append(rep.Devices, dr)
-			if key != nil {
-				ks.Keys = append(ks.Keys, *key)
+			if len(ks.Keys) > 0 {
+				msg.OMEMO2.Keys = append(msg.OMEMO2.Keys, ks)
+				got += len(ks.Keys)
 			}
 		}
+		if l := use.legacy; l != nil {
+			for _, id := range l.Devices {
+				if (own && id == m.deviceID) || (use.omemo2 != nil && use.omemo2.Contains(id)) {
+					continue
+				}
+				dr, key, err := m.encryptLegacyDevice(tx, Address{JID: j, Device: id}, legacyMaterial, own, p.Withheld)
+				if err != nil {
+					return rep, err
+				}
+				rep.Devices = append(rep.Devices, dr)
+				if key != nil {
+					msg.Legacy.Keys = append(msg.Legacy.Keys, *key)
+					got++
+				}
+			}
+		}
+		// Sessions with devices on neither list are inactive (XEP-0384
+		// §5.5.2: only devices on the list).
 		ids, err := tx.SessionDevices(j)
 		if err != nil {
-			return nil, rep, err
+			return rep, err
 		}
-		listed := make(map[uint32]bool, len(l.Devices))
-		for _, d := range l.Devices {
-			listed[d.ID] = true
+		lids, err := tx.LegacySessionDevices(j)
+		if err != nil {
+			return rep, err
 		}
-		for _, id := range ids {
-			if !listed[id] && !(own && id == m.deviceID) {
+		ids = append(ids, lids...)
+		slices.Sort(ids)
+		for _, id := range slices.Compact(ids) {
+			if all.protocol(id) == 0 && !(own && id == m.deviceID) {
 				rep.Devices = append(rep.Devices, DeviceReport{JID: j, DeviceID: id, Reason: ReasonInactive})
 			}
 		}
-		if len(ks.Keys) > 0 {
-			enc.Keys = append(enc.Keys, ks)
-		} else if !own {
+		if got == 0 && !own {
 			none = append(none, j)
 		}
 	}
 	if len(none) > 0 {
-		return nil, rep, &NoEligibleDevicesError{JIDs: none, Report: rep}
+		return rep, &NoEligibleDevicesError{JIDs: none, Report: rep}
 	}
-	if len(enc.Keys) == 0 {
-		return nil, rep, ErrNoRecipients
+	if (msg.OMEMO2 == nil || len(msg.OMEMO2.Keys) == 0) && (msg.Legacy == nil || len(msg.Legacy.Keys) == 0) {
+		return rep, ErrNoRecipients
 	}
-	return enc, rep, nil
+	return rep, nil
 }
 
 // encryptDevice wraps material for one device. A nil key with a nil error
 // means the device was skipped for the reason in the report; an error is a
 // store failure that aborts the transaction.
 func (m *Manager) encryptDevice(tx Tx, a Address, material []byte, own bool) (DeviceReport, *Key, error) {
-	dr := DeviceReport{JID: a.JID, DeviceID: a.Device}
+	dr := DeviceReport{JID: a.JID, DeviceID: a.Device, Protocol: ProtocolOMEMO2}
 	rec, err := tx.Session(a)
 	if err != nil && !errors.Is(err, ErrNotFound) {
 		return dr, nil, err
 	}
 	var b *Bundle
-	info := DeviceInfo{Address: a, Own: own, Listed: true, Session: rec != nil}
+	info := DeviceInfo{Address: a, Own: own, Listed: true, Session: rec != nil, Protocol: ProtocolOMEMO2}
 	if rec != nil {
 		info.IdentityKey = rec.identityKey
 	} else {
@@ -872,18 +1108,26 @@ const (
 // (an empty message) MUST be sent.
 const HeartbeatThreshold = ratchet.HeartbeatThreshold
 
-// Decrypted is the outcome of a successful Decrypt.
+// Decrypted is the outcome of a successful Decrypt or DecryptLegacy.
 type Decrypted struct {
-	// Sender is the sending device.
-	Sender Address
+	// Sender is the sending device and Protocol the protocol the message
+	// used.
+	Sender   Address
+	Protocol Protocol
 	// IdentityKey is the sender's identity key (Ed25519 form) and Trust
 	// its recorded trust level. XEP-0384 §8: messages from untrusted
 	// devices MAY be shown but SHOULD be marked.
 	IdentityKey []byte
 	Trust       TrustLevel
-	// Envelope is the decrypted SCE envelope, nil for an empty OMEMO
-	// message. It must be verified (package sce) before use.
+	// Envelope is the decrypted SCE envelope of an OMEMO 2 message, nil
+	// for an empty OMEMO message. It must be verified (package sce) before
+	// use.
 	Envelope []byte
+	// Body is the decrypted body text of a legacy OMEMO message (XEP-0384
+	// 0.3 protects nothing else), nil for a KeyTransportElement (an empty
+	// message). It is the sender's bytes: check that it is UTF-8 before
+	// use (OpenStanza does).
+	Body []byte
 	// KeyExchange is true when the message carried an OMEMOKeyExchange;
 	// NewSession when it built a new session (replacing any old one).
 	KeyExchange bool
@@ -892,8 +1136,9 @@ type Decrypted struct {
 	// for its JID: XEP-0384 §6 says to refetch that list.
 	Listed bool
 	// SendEmpty, when not EmptyNone, asks the caller to send
-	// EncryptEmpty(Sender) now. During catch-up it stays EmptyNone and the
-	// device is queued for EndCatchUp instead.
+	// EncryptEmpty(Sender) now (EncryptEmptyLegacy for a legacy message).
+	// During catch-up it stays EmptyNone and the device is queued for
+	// EndCatchUp instead.
 	SendEmpty EmptyReason
 	// BundleChanged is true when a prekey was used: republish Bundle()
 	// (XEP-0384 §5.6).
@@ -993,7 +1238,7 @@ func (m *Manager) decryptTx(tx Tx, from jid.JID, e *Encrypted) (*Decrypted, erro
 		return nil, err
 	}
 
-	d := &Decrypted{Sender: a, KeyExchange: k.KEX}
+	d := &Decrypted{Sender: a, Protocol: ProtocolOMEMO2, KeyExchange: k.KEX}
 	var material []byte
 	var used *PreKeyRecord
 	// mismatch: the key exchange names an identity key other than the one
@@ -1066,23 +1311,7 @@ func (m *Manager) decryptTx(tx Tx, from jid.JID, e *Encrypted) (*Decrypted, erro
 	// Authenticated: from here on only commits.
 	catchUp := m.catchUp.Load()
 	if used != nil {
-		if catchUp {
-			used.hidden = true
-			if len(used.usedBy) < maxPreKeyUses {
-				used.usedBy = append(used.usedBy, kexDigest(kex.IK, kex.EK))
-			}
-			err = tx.PutPreKey(used)
-		} else {
-			err = tx.DeletePreKey(used.id)
-		}
-		if err != nil {
-			return nil, err
-		}
-		id, err := tx.Identity()
-		if err != nil {
-			return nil, err
-		}
-		if _, err := m.maintain(tx, id, false); err != nil {
+		if err := m.consumePreKey(tx, used, kexDigest(kex.IK, kex.EK), catchUp); err != nil {
 			return nil, err
 		}
 		d.BundleChanged = true
@@ -1096,18 +1325,8 @@ func (m *Manager) decryptTx(tx Tx, from jid.JID, e *Encrypted) (*Decrypted, erro
 			d.SendEmpty = EmptyHeartbeat
 		}
 	}
-	if d.SendEmpty != EmptyNone && catchUp {
-		p, err := tx.Pending()
-		if errors.Is(err, ErrNotFound) {
-			p = &PendingRecord{}
-		} else if err != nil {
-			return nil, err
-		}
-		p.add(a)
-		if err := tx.PutPending(p); err != nil {
-			return nil, err
-		}
-		d.SendEmpty = EmptyNone
+	if err := m.deferEmpty(tx, d, catchUp); err != nil {
+		return nil, err
 	}
 	if err := tx.PutSession(rec); err != nil {
 		return nil, err
@@ -1168,28 +1387,11 @@ func (r *SessionRecord) decrypt(auth []byte) ([]byte, error) {
 // on the message are errDecrypt; others are store errors.
 func (m *Manager) respond(tx Tx, kex *wire.OMEMOKeyExchange, auth []byte) (sessionState, *PreKeyRecord, []byte, error) {
 	var none sessionState
-	if kex.PKID == 0 {
-		return none, nil, nil, errDecrypt
-	}
-	pk, err := tx.PreKey(kex.PKID)
-	if errors.Is(err, ErrNotFound) {
-		return none, nil, nil, errDecrypt
-	} else if err != nil {
-		return none, nil, nil, err
-	}
-	if pk.hidden {
-		// Used during this catch-up already: only by another initiator
-		// (the race XEP-0384 §6 describes), never by the same exchange
-		// again, which would rebuild a session already replaced.
-		h := kexDigest(kex.IK, kex.EK)
-		for _, u := range pk.usedBy {
-			if bytes.Equal(u, h) {
-				return none, nil, nil, errDecrypt
-			}
-		}
-	}
-	spk, err := tx.SignedPreKey(kex.SPKID)
-	if errors.Is(err, ErrNotFound) {
+	// A prekey used during this catch-up already may be used again only
+	// by another initiator (the race XEP-0384 §6 describes), never by the
+	// same exchange, which would rebuild a session already replaced.
+	pk, spk, err := m.exchangeKeys(tx, kex.PKID, kex.SPKID, kexDigest(kex.IK, kex.EK))
+	if errors.Is(err, ErrDecryption) {
 		return none, nil, nil, errDecrypt
 	} else if err != nil {
 		return none, nil, nil, err
@@ -1222,4 +1424,48 @@ func (m *Manager) respond(tx Tx, kex *wire.OMEMOKeyExchange, auth []byte) (sessi
 		ratchet:     r,
 	}
 	return st, pk, material, nil
+}
+
+// consumePreKey deletes a prekey a key exchange used, or during catch-up
+// hides it and records the exchange, and refills the prekeys.
+func (m *Manager) consumePreKey(tx Tx, used *PreKeyRecord, usedBy []byte, catchUp bool) error {
+	var err error
+	if catchUp {
+		used.hidden = true
+		if len(used.usedBy) < maxPreKeyUses {
+			used.usedBy = append(used.usedBy, usedBy)
+		}
+		err = tx.PutPreKey(used)
+	} else {
+		err = tx.DeletePreKey(used.id)
+	}
+	if err != nil {
+		return err
+	}
+	id, err := tx.Identity()
+	if err != nil {
+		return err
+	}
+	_, err = m.maintain(tx, id, false)
+	return err
+}
+
+// deferEmpty queues the empty message d asks for during catch-up.
+func (m *Manager) deferEmpty(tx Tx, d *Decrypted, catchUp bool) error {
+	if d.SendEmpty == EmptyNone || !catchUp {
+		return nil
+	}
+	p, err := optional(tx.Pending())
+	if err != nil {
+		return err
+	}
+	if p == nil {
+		p = &PendingRecord{}
+	}
+	p.add(d.Sender, d.Protocol)
+	if err := tx.PutPending(p); err != nil {
+		return err
+	}
+	d.SendEmpty = EmptyNone
+	return nil
 }

@@ -5,6 +5,7 @@ import (
 	"crypto/ecdh"
 	"crypto/sha256"
 	"fmt"
+	"slices"
 	"time"
 
 	"hush.im/internal/ratchet"
@@ -166,13 +167,18 @@ func (r *PreKeyRecord) UnmarshalBinary(b []byte) error {
 
 // SignedPreKeyRecord is one own signed prekey (XEP-0384 §4.2): the
 // current one, or a previous one kept for a grace period after rotation.
+// One signed prekey serves both protocols, with one signature each: OMEMO
+// 2 signs the raw 32-byte key with Ed25519 (XEP-0384 0.9 §5.3.2), legacy
+// OMEMO the 33-byte 0x05-prefixed key with libsignal's XEdDSA signature
+// (legacy.SignSignedPreKey).
 type SignedPreKeyRecord struct {
-	id      uint32
-	priv    []byte // X25519 private key, secret
-	pub     []byte
-	sig     []byte
-	created time.Time
-	retired time.Time // zero for the current signed prekey
+	id        uint32
+	priv      []byte // X25519 private key, secret
+	pub       []byte
+	sig       []byte
+	legacySig []byte // nil only in a version 1 record not upgraded yet
+	created   time.Time
+	retired   time.Time // zero for the current signed prekey
 }
 
 // ID returns the signed prekey id.
@@ -193,6 +199,10 @@ func (r *SignedPreKeyRecord) Clone() *SignedPreKeyRecord {
 
 // Signature returns the Ed25519 signature by the identity key over Public.
 func (r *SignedPreKeyRecord) Signature() []byte { return bytes.Clone(r.sig) }
+
+// LegacySignature returns the legacy OMEMO signedPreKeySignature: the
+// identity key's libsignal signature over 0x05 ‖ Public.
+func (r *SignedPreKeyRecord) LegacySignature() []byte { return bytes.Clone(r.legacySig) }
 
 // Created returns when the signed prekey was generated.
 func (r *SignedPreKeyRecord) Created() time.Time { return r.created }
@@ -215,27 +225,46 @@ func timeOrZero(s uint64) time.Time {
 	return time.Unix(int64(s), 0).UTC()
 }
 
-// MarshalBinary encodes the record, private key included.
+// signedPreKeyVersion is the version of SignedPreKeyRecord's encoding:
+//
+//	1  id, private key, public key, OMEMO 2 signature, created, retired
+//	2  the legacy OMEMO signature after the OMEMO 2 one
+const signedPreKeyVersion = 2
+
+// MarshalBinary encodes the record, private key included. A version 1
+// record that was not upgraded yet (no legacy signature) is written in
+// version 1.
 func (r *SignedPreKeyRecord) MarshalBinary() ([]byte, error) {
-	w := recWriter{b: []byte{recordVersion}}
+	v := byte(signedPreKeyVersion)
+	if r.legacySig == nil {
+		v = 1
+	}
+	w := recWriter{b: []byte{v}}
 	w.uint(uint64(r.id))
 	w.bytes(r.priv)
 	w.bytes(r.pub)
 	w.bytes(r.sig)
+	if v >= 2 {
+		w.bytes(r.legacySig)
+	}
 	w.uint(unixOrZero(r.created))
 	w.uint(unixOrZero(r.retired))
 	return w.b, nil
 }
 
-// UnmarshalBinary decodes a record written by MarshalBinary.
+// UnmarshalBinary decodes a record written by MarshalBinary, in version 1
+// or 2. New upgrades version 1 records by adding the legacy signature.
 func (r *SignedPreKeyRecord) UnmarshalBinary(b []byte) error {
 	rd := recReader{b: b, what: "signed prekey"}
-	rd.version(recordVersion)
+	version := rd.versions(1, signedPreKeyVersion)
 	var v SignedPreKeyRecord
 	v.id = rd.uint32()
 	v.priv = rd.fixed(32, false)
 	v.pub = rd.fixed(32, false)
 	v.sig = rd.fixed(SignatureSize, false)
+	if version >= 2 {
+		v.legacySig = rd.fixed(SignatureSize, false)
+	}
 	created := rd.uint()
 	retired := rd.uint()
 	if created > 1<<62 || retired > 1<<62 {
@@ -505,48 +534,93 @@ func (r *ReplayLog) UnmarshalBinary(b []byte) error {
 }
 
 // PendingRecord lists the devices owed an empty OMEMO message that was
-// deferred during archive catch-up (XEP-0384 §6).
+// deferred during archive catch-up (XEP-0384 §6): Devices an OMEMO 2 one
+// (Manager.EncryptEmpty), Legacy a legacy one (Manager.EncryptEmptyLegacy).
 type PendingRecord struct {
 	Devices []Address
+	Legacy  []Address
 }
 
 // Clone returns a copy of r.
 func (r *PendingRecord) Clone() *PendingRecord {
-	return &PendingRecord{Devices: append([]Address(nil), r.Devices...)}
+	return &PendingRecord{Devices: slices.Clone(r.Devices), Legacy: slices.Clone(r.Legacy)}
 }
 
-func (r *PendingRecord) add(a Address) {
-	for _, d := range r.Devices {
+// Empty reports whether no device is owed anything.
+func (r *PendingRecord) Empty() bool { return len(r.Devices) == 0 && len(r.Legacy) == 0 }
+
+func addAddress(list []Address, a Address) []Address {
+	for _, d := range list {
 		if d.Equal(a) {
-			return
+			return list
 		}
 	}
-	r.Devices = append(r.Devices, a)
+	return append(list, a)
 }
 
-// maxPending bounds the deferred empty messages.
+func (r *PendingRecord) add(a Address, p Protocol) {
+	if p == ProtocolLegacy {
+		r.Legacy = addAddress(r.Legacy, a)
+	} else {
+		r.Devices = addAddress(r.Devices, a)
+	}
+}
+
+// maxPending bounds the deferred empty messages of each protocol.
 const maxPending = 1 << 16
+
+// pendingVersion is the version of PendingRecord's encoding:
+//
+//	1  the OMEMO 2 devices
+//	2  then the legacy devices, at least one
+//
+// A record without legacy devices is written in version 1, so that every
+// record has exactly one encoding.
+const pendingVersion = 2
 
 // MarshalBinary encodes the record.
 func (r *PendingRecord) MarshalBinary() ([]byte, error) {
-	w := recWriter{b: []byte{recordVersion}}
-	w.uint(uint64(len(r.Devices)))
-	for _, a := range r.Devices {
-		w.string(a.JID.String())
-		w.uint(uint64(a.Device))
+	lists := [][]Address{r.Devices, r.Legacy}
+	if len(r.Legacy) == 0 {
+		lists = lists[:1]
+	}
+	w := recWriter{b: []byte{byte(len(lists))}}
+	for _, list := range lists {
+		w.uint(uint64(len(list)))
+		for _, a := range list {
+			w.string(a.JID.String())
+			w.uint(uint64(a.Device))
+		}
 	}
 	return w.b, nil
 }
 
-// UnmarshalBinary decodes a record written by MarshalBinary.
+// UnmarshalBinary decodes a record written by MarshalBinary, in version 1
+// (no legacy devices) or 2.
 func (r *PendingRecord) UnmarshalBinary(b []byte) error {
 	rd := recReader{b: b, what: "pending"}
-	rd.version(recordVersion)
+	version := rd.versions(1, pendingVersion)
+	var v PendingRecord
+	v.Devices = rd.addresses()
+	if version >= 2 {
+		if v.Legacy = rd.addresses(); rd.err == nil && len(v.Legacy) == 0 {
+			rd.fail("version 2 without legacy devices")
+		}
+	}
+	if err := rd.end(); err != nil {
+		return err
+	}
+	*r = v
+	return nil
+}
+
+// addresses reads a count and as many (JID, device id) pairs.
+func (rd *recReader) addresses() []Address {
 	n := rd.uint()
 	if n > maxPending {
 		rd.fail("too many entries")
 	}
-	var v PendingRecord
+	var out []Address
 	for i := uint64(0); i < n && rd.err == nil; i++ {
 		s := rd.string()
 		d := rd.uint32()
@@ -558,13 +632,9 @@ func (r *PendingRecord) UnmarshalBinary(b []byte) error {
 			rd.fail("invalid address")
 			break
 		}
-		v.Devices = append(v.Devices, Address{JID: j, Device: d})
+		out = append(out, Address{JID: j, Device: d})
 	}
-	if err := rd.end(); err != nil {
-		return err
-	}
-	*r = v
-	return nil
+	return out
 }
 
 // Clone returns a deep copy of l.

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"hush.im/internal/ratchet"
+	"hush.im/omemo/legacy"
 	"mellium.im/xmpp/jid"
 )
 
@@ -50,11 +51,21 @@ func sampleRecords(t testing.TB) map[string][]byte {
 	log.add([16]byte{1})
 	log.add([16]byte{2})
 	pending := &PendingRecord{}
-	pending.add(a)
-	pending.add(Address{JID: jid.MustParse("carol@example.com"), Device: 1})
+	pending.add(a, ProtocolOMEMO2)
+	pending.add(Address{JID: jid.MustParse("carol@example.com"), Device: 1}, ProtocolOMEMO2)
+	pending.add(Address{JID: jid.MustParse("dave@example.com"), Device: 2}, ProtocolLegacy)
+
+	// Version 1 records, written before legacy OMEMO: a signed prekey
+	// without its legacy signature, pending without legacy devices.
+	spk1 := spk.Clone()
+	spk1.legacySig = nil
+	pending1 := &PendingRecord{Devices: pending.Devices}
+	// A legacy session with a previous state.
+	lsess := sampleLegacySession(t, id, a)
 
 	out := map[string][]byte{}
-	for name, rec := range map[string]record{"identity": id, "prekey": pk, "spk": spk, "session": sess, "replay": log, "pending": pending} {
+	for name, rec := range map[string]record{"identity": id, "prekey": pk, "spk": spk, "session": sess, "replay": log, "pending": pending,
+		"1spk": spk1, "1pending": pending1, "legacy session": lsess} {
 		b, err := rec.MarshalBinary()
 		if err != nil {
 			t.Fatal(name, err)
@@ -76,10 +87,80 @@ func newRecord(name string) record {
 		return new(SessionRecord)
 	case "replay":
 		return new(ReplayLog)
-	case "pending":
+	case "pending", "1pending":
 		return new(PendingRecord)
+	case "1spk":
+		return new(SignedPreKeyRecord)
+	case "legacy session":
+		return new(LegacySessionRecord)
 	}
 	panic(name)
+}
+
+// sampleLegacySession returns a legacy session record with a device
+// whose identity is id, with one previous state.
+func sampleLegacySession(t testing.TB, id *IdentityRecord, a Address) *LegacySessionRecord {
+	peer, err := newIdentity(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	spk, err := newSignedPreKey(peer, time.Unix(1700000000, 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pk, _ := ecdh.X25519().GenerateKey(rand.Reader)
+	b := &legacy.Bundle{SignedPreKeyID: spk.id, SignedPreKey: spk.pub, SignedPreKeySignature: spk.legacySig,
+		IdentityKey: peer.key.Curve25519Public(), PreKeys: []legacy.PreKey{{ID: 5, Key: pk.PublicKey().Bytes()}}}
+	var states []legacyState
+	for range 2 {
+		s, err := legacy.Initiate(id.key, b, 5)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := s.Encrypt(make([]byte, legacy.KeyMaterialSize)); err != nil {
+			t.Fatal(err)
+		}
+		states = append(states, legacyState{identityKey: peer.IdentityKey(), session: s, heartbeat: pk.PublicKey().Bytes()})
+	}
+	r := &LegacySessionRecord{addr: a, legacyState: states[0]}
+	r.replace(states[1])
+	return r
+}
+
+// TestRecordVersions: version 1 records (before legacy OMEMO) still
+// decode, to the same values, and are upgraded by New.
+func TestRecordVersions(t *testing.T) {
+	recs := sampleRecords(t)
+	if recs["1spk"][0] != 1 || recs["spk"][0] != 2 || recs["1pending"][0] != 1 || recs["pending"][0] != 2 {
+		t.Fatal("versions")
+	}
+	var v1, v2 SignedPreKeyRecord
+	if err := v1.UnmarshalBinary(recs["1spk"]); err != nil || v1.legacySig != nil {
+		t.Fatal(err)
+	}
+	if err := v2.UnmarshalBinary(recs["spk"]); err != nil || v2.legacySig == nil {
+		t.Fatal(err)
+	}
+	if v1.id != v2.id || !bytes.Equal(v1.priv, v2.priv) || !bytes.Equal(v1.sig, v2.sig) || !v1.created.Equal(v2.created) || !v1.retired.Equal(v2.retired) {
+		t.Fatal("version 1 decodes to other values")
+	}
+	// Version 2 without legacy devices is not canonical.
+	var p PendingRecord
+	bad := append([]byte{2}, recs["1pending"][1:]...)
+	if err := p.UnmarshalBinary(append(bad, 0)); !errors.Is(err, ErrMalformed) {
+		t.Fatalf("pending v2 with no legacy device: %v", err)
+	}
+	// A legacy session whose two identity key forms disagree.
+	var ls LegacySessionRecord
+	if err := ls.UnmarshalBinary(recs["legacy session"]); err != nil {
+		t.Fatal(err)
+	}
+	ls.identityKey = bytes.Clone(ls.identityKey)
+	ls.identityKey[0] ^= 1
+	b, _ := ls.MarshalBinary()
+	if err := new(LegacySessionRecord).UnmarshalBinary(b); !errors.Is(err, ErrMalformed) {
+		t.Fatalf("mismatched identity forms: %v", err)
+	}
 }
 
 func TestRecordsRoundTrip(t *testing.T) {
@@ -121,26 +202,21 @@ func TestReplayLogBounded(t *testing.T) {
 	}
 }
 
+// fuzzKinds maps record kinds to FuzzRecords' kind byte (the seeds in
+// testdata/fuzz use i, p, s, r, P and anything else for a session).
+var fuzzKinds = map[string]byte{"identity": 'i', "prekey": 'p', "spk": 's', "1spk": 's', "replay": 'r',
+	"pending": 'P', "1pending": 'P', "session": 'S', "legacy session": 'l'}
+
 func FuzzRecords(f *testing.F) {
 	for name, b := range sampleRecords(f) {
-		f.Add(name[0], b)
+		f.Add(fuzzKinds[name], b)
 	}
 	f.Fuzz(func(t *testing.T, kind byte, data []byte) {
-		var name string
-		switch kind {
-		case 'i':
-			name = "identity"
-		case 'p':
-			name = "prekey"
-		case 's':
-			name = "spk"
-		case 'r':
-			name = "replay"
-		default:
-			name = "session"
-		}
-		if kind == 'P' {
-			name = "pending"
+		name := "session"
+		for n, k := range fuzzKinds {
+			if k == kind && n[0] != '1' {
+				name = n
+			}
 		}
 		rec := newRecord(name)
 		if err := rec.UnmarshalBinary(data); err != nil {
@@ -150,7 +226,7 @@ func FuzzRecords(f *testing.F) {
 		if err != nil {
 			t.Fatalf("%s: marshal of parsed record: %v", name, err)
 		}
-		if name != "session" && !bytes.Equal(out, data) {
+		if name != "session" && name != "legacy session" && !bytes.Equal(out, data) {
 			t.Fatalf("%s: not canonical", name)
 		}
 	})

@@ -1,6 +1,8 @@
 package omemo
 
 import (
+	"encoding/xml"
+
 	"mellium.im/xmpp/jid"
 )
 
@@ -27,6 +29,12 @@ const (
 	// ReasonNoDeviceList: no device list is known for the bare JID; the
 	// DeviceReport has DeviceID 0.
 	ReasonNoDeviceList
+	// ReasonNoBody: the device speaks only legacy OMEMO, which carries
+	// nothing but a message body (XEP-0384 0.3 §Sending a message), and
+	// the message has none (a reaction, a receipt, a chat state…) or was
+	// given none for legacy devices (Manager.Encrypt). Withheld lists what
+	// the device would have missed.
+	ReasonNoBody
 )
 
 var reasonText = [...]string{
@@ -36,6 +44,7 @@ var reasonText = [...]string{
 	ReasonInvalidBundle: "invalid bundle",
 	ReasonInactive:      "inactive",
 	ReasonNoDeviceList:  "no device list",
+	ReasonNoBody:        "legacy OMEMO carries only a body",
 }
 
 // String returns a short description of r.
@@ -50,8 +59,19 @@ func (r Reason) String() string {
 type DeviceReport struct {
 	JID      jid.JID
 	DeviceID uint32
+	// Protocol is the protocol chosen for the device: OMEMO 2 when it is
+	// on the account's OMEMO 2 device list, legacy OMEMO when it is only
+	// on the legacy one (zero with ReasonNoDeviceList and for inactive
+	// devices).
+	Protocol Protocol
 	// Reason is ReasonNone when the device got a key.
 	Reason Reason
+	// Withheld names the elements of the message that the device does
+	// not get although it got a key (legacy OMEMO protects the body
+	// alone: replies, reactions, other languages' bodies and every other
+	// element that only an SCE envelope could protect are not sent to
+	// it), or, with ReasonNoBody, would not have got.
+	Withheld []xml.Name
 	// KEX is true when the key carried a key exchange (a new session or
 	// one the device has not answered yet).
 	KEX bool

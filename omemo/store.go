@@ -3,6 +3,7 @@ package omemo
 import (
 	"strconv"
 
+	"hush.im/omemo/legacy"
 	"mellium.im/xmpp/jid"
 )
 
@@ -53,7 +54,8 @@ func (l TrustLevel) String() string {
 // concurrently with each other.
 //
 // The records are opaque to a Store: each has MarshalBinary and
-// UnmarshalBinary with an explicit, versioned encoding. An in-memory Store
+// UnmarshalBinary with an explicit, versioned encoding (a version byte, or
+// for device lists and bundles their namespaced XML). An in-memory Store
 // is in package omemo/memstore; an on-disk one implements the same
 // interface with one bucket per record kind.
 type Store interface {
@@ -118,7 +120,34 @@ type Tx interface {
 	PutTrust(bare jid.JID, identityKey []byte, level TrustLevel) error
 
 	// Pending returns the devices owed an empty message (key exchange
-	// completion, heartbeat) deferred during archive catch-up.
+	// completion, heartbeat) deferred during archive catch-up. PutPending
+	// with a record for which Empty is true may delete the record.
 	Pending() (*PendingRecord, error)
 	PutPending(*PendingRecord) error
+
+	// Legacy OMEMO (XEP-0384 0.3, package omemo/legacy) state, kept apart
+	// from the OMEMO 2 records of the same device: a device may have a
+	// session in each protocol. The identity, prekeys, signed prekeys,
+	// replay logs, trust and pending records above serve both protocols.
+
+	// LegacySession returns the legacy session with one remote device;
+	// LegacySessionDevices lists the device ids with which there is one,
+	// for a bare JID, in increasing order.
+	LegacySession(Address) (*LegacySessionRecord, error)
+	LegacySessionDevices(bare jid.JID) ([]uint32, error)
+	PutLegacySession(*LegacySessionRecord) error
+	DeleteLegacySession(Address) error
+
+	// LegacyDeviceList returns the last legacy device list
+	// (eu.siacs.conversations.axolotl.devicelist) seen for a bare JID,
+	// including the own one. Its MarshalBinary/UnmarshalBinary encoding
+	// is the <list/> XML.
+	LegacyDeviceList(bare jid.JID) (*legacy.DeviceList, error)
+	PutLegacyDeviceList(bare jid.JID, l *legacy.DeviceList) error
+
+	// LegacyBundle returns the cached legacy bundle of a remote device.
+	// Its MarshalBinary/UnmarshalBinary encoding is the <bundle/> XML.
+	LegacyBundle(Address) (*legacy.Bundle, error)
+	PutLegacyBundle(Address, *legacy.Bundle) error
+	DeleteLegacyBundle(Address) error
 }

@@ -5,15 +5,22 @@ package omemo
 type DeviceInfo struct {
 	Address
 	// IdentityKey is the device's identity key in Ed25519 form, from its
-	// session or its bundle; nil when neither is known.
+	// session or its bundle (a legacy one converted with the sign bit its
+	// signature carries); nil when neither is known.
 	IdentityKey []byte
 	// Trust is the level recorded with Manager.SetTrust for IdentityKey.
 	Trust TrustLevel
 	// Own is true for the other devices of this account.
 	Own bool
-	// Listed is true when the device is on the last device list seen.
+	// Listed is true when the device is on the last device list seen,
+	// OMEMO 2 or legacy.
 	Listed bool
-	// Session is true when there is a session with the device.
+	// Protocol is the protocol the device is encrypted to with: OMEMO 2
+	// when it is on the OMEMO 2 device list, legacy OMEMO when only on the
+	// legacy one; for a device on neither, that of its session.
+	Protocol Protocol
+	// Session is true when there is a session with the device (in
+	// either protocol).
 	Session bool
 	// Label is the device label if its labelsig verifies under
 	// IdentityKey, otherwise "" (XEP-0384 §5.3.1).

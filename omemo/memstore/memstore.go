@@ -1,6 +1,7 @@
 // Package memstore is an in-memory omemo.Store (XEP-0384 0.9.1,
-// urn:xmpp:omemo:2 state) with real transaction semantics, for tests and
-// short-lived processes.
+// urn:xmpp:omemo:2 state, and the legacy OMEMO state of XEP-0384 0.3,
+// eu.siacs.conversations.axolotl) with real transaction semantics, for
+// tests and short-lived processes.
 //
 // Records live in buckets, like an on-disk store's. An Update works
 // copy-on-write at bucket granularity: the first write to a bucket copies
@@ -23,6 +24,7 @@ import (
 	"sync"
 
 	"hush.im/omemo"
+	"hush.im/omemo/legacy"
 	"mellium.im/xmpp/jid"
 )
 
@@ -209,6 +211,42 @@ func put[T any, P record[T]](t *tx, bucket, key string, r P) error {
 	return nil
 }
 
+// serialized is what the legacy PEP payloads (legacy.DeviceList,
+// legacy.Bundle) have: an encoding, no Clone. They are always kept
+// serialized.
+type serialized[T any] interface {
+	*T
+	MarshalBinary() ([]byte, error)
+	UnmarshalBinary([]byte) error
+}
+
+func getSerialized[T any, P serialized[T]](t *tx, bucket, key string) (*T, error) {
+	if err := t.check(false); err != nil {
+		return nil, err
+	}
+	v, ok := t.read(bucket)[key]
+	if !ok {
+		return nil, omemo.ErrNotFound
+	}
+	r := P(new(T))
+	if err := r.UnmarshalBinary(v.([]byte)); err != nil {
+		return nil, err
+	}
+	return (*T)(r), nil
+}
+
+func putSerialized[T any, P serialized[T]](t *tx, bucket, key string, r P) error {
+	if err := t.check(true); err != nil {
+		return err
+	}
+	b, err := r.MarshalBinary()
+	if err != nil {
+		return err
+	}
+	t.write(bucket)[key] = b
+	return nil
+}
+
 func (t *tx) del(bucket, key string) error {
 	if err := t.check(true); err != nil {
 		return err
@@ -246,6 +284,10 @@ const (
 	prefixReplay      = "replay/"
 	prefixBundles     = "bundles/"
 	prefixTrust       = "trust/"
+
+	bucketLegacyDeviceLists = "legacy-device-lists"
+	prefixLegacySessions    = "legacy-sessions/"
+	prefixLegacyBundles     = "legacy-bundles/"
 )
 
 func (t *tx) Identity() (*omemo.IdentityRecord, error) {
@@ -390,8 +432,53 @@ func (t *tx) Pending() (*omemo.PendingRecord, error) {
 }
 
 func (t *tx) PutPending(r *omemo.PendingRecord) error {
-	if len(r.Devices) == 0 {
+	if r.Empty() {
 		return t.del(bucketPending, "")
 	}
 	return put(t, bucketPending, "", r)
+}
+
+func (t *tx) LegacySession(a omemo.Address) (*omemo.LegacySessionRecord, error) {
+	return get[omemo.LegacySessionRecord](t, t.bucketOf(prefixLegacySessions, a.JID), idKey(a.Device))
+}
+
+func (t *tx) LegacySessionDevices(bare jid.JID) ([]uint32, error) {
+	ks, err := t.keys(t.bucketOf(prefixLegacySessions, bare))
+	if err != nil {
+		return nil, err
+	}
+	out := make([]uint32, len(ks))
+	for i, k := range ks {
+		out[i] = keyID(k)
+	}
+	return out, nil
+}
+
+func (t *tx) PutLegacySession(r *omemo.LegacySessionRecord) error {
+	a := r.Address()
+	return put(t, t.bucketOf(prefixLegacySessions, a.JID), idKey(a.Device), r)
+}
+
+func (t *tx) DeleteLegacySession(a omemo.Address) error {
+	return t.del(t.bucketOf(prefixLegacySessions, a.JID), idKey(a.Device))
+}
+
+func (t *tx) LegacyDeviceList(bare jid.JID) (*legacy.DeviceList, error) {
+	return getSerialized[legacy.DeviceList](t, bucketLegacyDeviceLists, bare.String())
+}
+
+func (t *tx) PutLegacyDeviceList(bare jid.JID, l *legacy.DeviceList) error {
+	return putSerialized(t, bucketLegacyDeviceLists, bare.String(), l)
+}
+
+func (t *tx) LegacyBundle(a omemo.Address) (*legacy.Bundle, error) {
+	return getSerialized[legacy.Bundle](t, t.bucketOf(prefixLegacyBundles, a.JID), idKey(a.Device))
+}
+
+func (t *tx) PutLegacyBundle(a omemo.Address, b *legacy.Bundle) error {
+	return putSerialized(t, t.bucketOf(prefixLegacyBundles, a.JID), idKey(a.Device), b)
+}
+
+func (t *tx) DeleteLegacyBundle(a omemo.Address) error {
+	return t.del(t.bucketOf(prefixLegacyBundles, a.JID), idKey(a.Device))
 }
