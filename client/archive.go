@@ -101,7 +101,9 @@ func (c *Client) collectArchive(st *sce.Stanza) bool {
 
 // QueryArchive fetches one page of the account's own archive
 // (XEP-0313 §4). Messages that carry an engine's encrypted element are
-// decrypted, in archive order.
+// decrypted, in archive order; those that could not be, or that carry
+// nothing for the application (ErrNoContent, ErrDuplicate), keep the
+// engine's error in Err.
 func (c *Client) QueryArchive(ctx context.Context, q ArchiveQuery) (*ArchivePage, error) {
 	max := q.Max
 	if max <= 0 {
@@ -210,7 +212,9 @@ func parseFin(fin sce.Element) (*ArchivePage, error) {
 }
 
 // CatchUp pages through the account's archive from q on, handing every
-// message to fn in order, until the last page or an error from fn. Engines
+// message to fn in order, until the last page or an error from fn.
+// Messages an engine found to carry nothing for the application
+// (ErrNoContent) or to be duplicates (ErrDuplicate) are skipped. Engines
 // implementing CatchUpEngine are told before the first page and after the
 // last, so they can batch their work.
 func (c *Client) CatchUp(ctx context.Context, q ArchiveQuery, fn func(*Incoming) error) (err error) {
@@ -238,6 +242,9 @@ func (c *Client) CatchUp(ctx context.Context, q ArchiveQuery, fn func(*Incoming)
 			return err
 		}
 		for _, in := range page.Messages {
+			if quiet(in.Err) {
+				continue
+			}
 			if err := fn(in); err != nil {
 				return err
 			}

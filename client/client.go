@@ -412,6 +412,9 @@ func (c *Client) dispatch(st *sce.Stanza) {
 	case "presence":
 		in := &Incoming{Stanza: st, Received: st, From: senderOf(st, c.own), Via: ViaLive}
 		c.open(c.ctx, in)
+		if quiet(in.Err) {
+			return
+		}
 		c.mu.Lock()
 		hs := append([]Handler(nil), c.presH...)
 		c.mu.Unlock()
@@ -428,6 +431,10 @@ func (c *Client) dispatch(st *sce.Stanza) {
 			return
 		}
 		c.open(c.ctx, in)
+		if quiet(in.Err) {
+			c.log.Debug("client: dropping message without content", "from", st.AttrValue("from"), "err", in.Err)
+			return
+		}
 		c.mu.Lock()
 		hs := append([]Handler(nil), c.msgH...)
 		c.mu.Unlock()

@@ -29,7 +29,19 @@
 //	err = c.EnableCarbons(ctx)
 //	err = c.Online(ctx)
 //
+// The engines: NewOMEMO adds OMEMO 2 (XEP-0384 0.9.1, urn:xmpp:omemo:2)
+// around an omemo.Manager, publishing the device list and bundle and
+// following contacts' device lists; NewOX adds OpenPGP for XMPP
+// (XEP-0373 0.7, XEP-0374 0.2) around package ox, publishing the public
+// key and fetching contacts' keys. Both are created after Dial and before
+// Online:
+//
+//	o, err := client.NewOMEMO(ctx, c, store, nil) // blind trust before verification
+//	rep, err := c.SendEncrypted(ctx, client.OMEMOEncrypted, msg)
+//
 // Received data is parsed with package sce's bounded parser (sce.MaxStanzaSize,
 // sce.MaxDepth, sce.MaxNodes); every failure is a typed error (the Err…
-// sentinels, StanzaError, AuthError, PublishOptionError).
+// sentinels, StanzaError, AuthError, PublishOptionError). Decryption
+// outcomes that carry nothing for the application (ErrNoContent,
+// ErrDuplicate) never reach handlers.
 package client // import "hush.im/client"

@@ -52,7 +52,8 @@ type Engine interface {
 	// wrapper; in.Via says where it came from), with every child marked
 	// Encrypted or not as sce.Open does, and the security record. State
 	// changes only when it succeeds (DESIGN: state advances only on
-	// success).
+	// success). An error wrapping ErrNoContent (protocol data only) or
+	// ErrDuplicate (a replay) makes the client drop the stanza quietly.
 	Decrypt(ctx context.Context, in *Incoming) (*sce.Stanza, *Security, error)
 }
 

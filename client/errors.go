@@ -71,7 +71,26 @@ var (
 	// ErrArchiveOverflow reports an archive page with more results than
 	// were asked for.
 	ErrArchiveOverflow = errors.New("client: archive sent more results than requested")
+
+	// ErrNoContent is wrapped by an Engine's Decrypt error for a stanza that
+	// carries protocol data only, nothing for the application: an empty
+	// OMEMO message (XEP-0384 §5.5.3: key exchange completion, heartbeat),
+	// or one addressed to another device. Handlers and CatchUp never see
+	// such stanzas.
+	ErrNoContent = errors.New("client: encrypted stanza without content for the application")
+
+	// ErrDuplicate is wrapped by an Engine's Decrypt error for a message
+	// already decrypted once (XEP-0384 §6: a duplicate MUST be ignored
+	// without an error, e.g. one seen live and again in the archive).
+	// Handlers and CatchUp never see such stanzas.
+	ErrDuplicate = errors.New("client: duplicate encrypted stanza")
 )
+
+// quiet reports whether err is a decryption outcome that is dropped
+// without telling the application (ErrNoContent, ErrDuplicate).
+func quiet(err error) bool {
+	return err != nil && (errors.Is(err, ErrNoContent) || errors.Is(err, ErrDuplicate))
+}
 
 // maxErrorText bounds the server-provided text kept in a StanzaError.
 const maxErrorText = 256
