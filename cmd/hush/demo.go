@@ -37,8 +37,14 @@ const demoReply = `<message xmlns='jabber:client' to='alice@example.org/laptop' 
 // beside what bob reads, and a hostile server's tricks refused. The PEP
 // service is played by the demo itself: bundles and device lists are handed
 // over in memory. Later issues move it onto a real server.
+//
+// "hush demo xmpp" runs the same story over a throwaway Prosody with the
+// hush command itself (runDemoXMPP).
 func runDemo(args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("demo", "", stderr)
+	if len(args) > 0 && args[0] == "xmpp" {
+		return runDemoXMPP(args[1:], stdout, stderr)
+	}
+	fs := newFlagSet("demo", "[xmpp]", stderr)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}

@@ -1,8 +1,11 @@
 // Command hush is end-to-end encrypted XMPP from a terminal.
 //
 // It is the command-line face of the hush library (hush.im): Stanza Content
-// Encryption (XEP-0420), OMEMO 2 (XEP-0384) and, as they land, legacy OMEMO and
-// OpenPGP for XMPP. Run "hush help" for the commands.
+// Encryption (XEP-0420), OMEMO 2 (XEP-0384 0.9, urn:xmpp:omemo:2) and
+// OpenPGP for XMPP (XEP-0373 0.7, XEP-0374 0.2) against real servers:
+// hush account add, send, listen, devices, fingerprints, trust and distrust,
+// with blind trust before verification (XEP-0450 §6.2) and fail-closed
+// sends. Run "hush help" for the commands and exit codes.
 package main
 
 import (
@@ -11,23 +14,74 @@ import (
 	"fmt"
 	"io"
 	"os"
+
+	"hush.im/omemo"
 )
 
 const usage = `hush — end-to-end encryption for XMPP.
 
 Usage:
+    hush account add --jid JID [--password-file FILE] [--server HOST:PORT] [--ca FILE] [--insecure]
+                             save the account (later commands need only --store)
+    hush send [--omemo|--ox] JID [TEXT]
+                             encrypt TEXT (or standard input) with OMEMO 2 (the
+                             default) for every trusted device of JID, or with
+                             OX for every announced key, and send it; the
+                             delivery report goes to standard error
+    hush listen [--json] [--count N] [--timeout DURATION] [--ox]
+                             print each decrypted message: sender, device (OX:
+                             key fingerprint), protocol, trust, text (JSON
+                             lines with --json)
+    hush devices [JID]       the own (or JID's) OMEMO 2 devices with trust
+    hush fingerprints [JID]  the own (or JID's) identity key fingerprints
+    hush trust JID ID|FPR    mark a device's key verified (after comparing it)
+    hush distrust JID ID|FPR never encrypt to that key again
     hush demo                show hush's main job in-process (see README)
+    hush demo xmpp [--prosody PATH]
+                             the same over a throwaway Prosody on 127.0.0.1,
+                             with alice and bob running hush send and listen
+                             (needs the Debian package prosody; installs nothing)
+    hush omemo COMMAND       OMEMO 2 and legacy OMEMO offline (hush omemo help)
+    hush ox COMMAND          OpenPGP for XMPP offline (hush ox help)
     hush help                show this text
 
+Account flags (send, listen, devices, fingerprints, trust, distrust):
+    --store DIR              the account and its keys (default $XDG_CONFIG_HOME/hush)
+    --jid JID                the account (default: the saved one)
+    --password-file FILE     the password; or set HUSH_PASSWORD; without either,
+                             hush asks on the terminal. Never a flag.
+    --server HOST:PORT       connect there instead of looking the domain up
+    --ca FILE                trust this private CA (PEM) for the server
+    --insecure               plain TCP, only to a loopback --server (test servers)
+
+Trust is blind trust before verification: new devices of a contact are used
+until one of the contact's keys is verified with "hush trust"; from then on
+only verified keys are. hush send never sends in the clear: when no trusted
+device of the contact can be reached it sends nothing and exits 4. The OX
+key (OpenPGP, XEP-0373) is made and published on the first send --ox or
+listen --ox and kept beside the OMEMO keys in the store.
+
 Example:
-    $ hush demo
-    == alice seals a message for bob (XEP-0420 Stanza Content Encryption)
-    ...
+    $ hush account add --jid alice@example.org --password-file ~/.alice-pass
+    hush: saved alice@example.org in /home/alice/.config/hush
+    $ hush send bob@example.net 'Meet me at the lighthouse'
+    hush: sent to bob@example.net device 1029384756
+    hush: sent to alice@example.org device 564738291
+    $ hush listen --count 1        # as bob
+    alice@example.org [device 1234567, omemo2, blind]: Meet me at the lighthouse
+    $ hush fingerprints bob@example.net
+    1029384756 3b6a27bc ce0a1a9a 29fd4ae4 6c2a8b9e 41d2d2b2 a3f8c8a1 f5e4a3b2 c1d0e9f8  undecided
+    $ hush trust bob@example.net 1029384756
 
 Exit codes:
-    0  success
-    1  failure (an error was printed as "hush: error: …")
-    2  bad usage
+    0    success (listen: --count messages read, or the --timeout ended
+         a listen without --count)
+    1    failure (an error was printed as "hush: error: …"): wrong password,
+         server unreachable, store in use by another hush, …
+    2    bad usage
+    3    listen --count N --timeout D: the timeout came before N messages
+    4    send: no trusted device of the contact could be reached; nothing sent
+    130  demo xmpp: interrupted (Prosody stopped, its files removed)
 `
 
 // exitUsage is the exit code for a command line hush does not understand.
@@ -57,6 +111,17 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return 0
 	}
 	fmt.Fprintf(stderr, "hush: error: %v\n", err)
+	var he *hintError
+	if errors.As(err, &he) {
+		fmt.Fprintf(stderr, "hush: hint: %s\n", he.hint)
+	}
+	var ee *exitError
+	if errors.As(err, &ee) {
+		if ee.hint != "" {
+			fmt.Fprintf(stderr, "hush: hint: %s\n", ee.hint)
+		}
+		return ee.code
+	}
 	var ue *usageError
 	if errors.As(err, &ue) {
 		if ue.hint != "" {
@@ -81,6 +146,20 @@ func dispatch(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 		return runDemo(rest, stdout, stderr)
 	case "ox":
 		return runOX(rest, stdin, stdout, stderr)
+	case "omemo":
+		return runOMEMO(rest, stdin, stdout, stderr)
+	case "account":
+		return runAccount(rest, stdout, stderr)
+	case "send":
+		return runSend(rest, stdin, stdout, stderr)
+	case "listen":
+		return runListen(rest, stdin, stdout, stderr)
+	case "devices", "fingerprints":
+		return runDevices(cmd, rest, stdin, stdout, stderr)
+	case "trust":
+		return runTrust(cmd, omemo.TrustVerified, rest, stdout, stderr)
+	case "distrust":
+		return runTrust(cmd, omemo.TrustDistrusted, rest, stdout, stderr)
 	default:
 		return &usageError{msg: fmt.Sprintf("unknown command %q", cmd), hint: `run "hush help" for the commands`}
 	}

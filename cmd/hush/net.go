@@ -1,0 +1,516 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"encoding/xml"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"mellium.im/xmpp/jid"
+
+	"hush.im/client"
+	"hush.im/omemo"
+	"hush.im/ox"
+	"hush.im/sce"
+)
+
+// Exit codes beyond 0 (success), 1 (failure) and exitUsage.
+const (
+	// exitTimeout: hush listen --count N timed out before N messages.
+	exitTimeout = 3
+	// exitNotSent: hush send found no trusted device of the contact and
+	// sent nothing (DESIGN: fail closed).
+	exitNotSent = 4
+)
+
+// Network command limits.
+const (
+	// netTimeout bounds connecting plus one command's round trips.
+	netTimeout = 60 * time.Second
+	// maxMessage bounds the text of one message read from standard input
+	// (what fits in a stanza, sce.MaxStanzaSize).
+	maxMessage = sce.MaxStanzaSize / 2
+	// flushTimeout bounds the follow-up work (bundle republish, empty
+	// messages) done before a command disconnects.
+	flushTimeout = 10 * time.Second
+)
+
+var nsClient = "jabber:client"
+
+// errNoTrustedDevice reports a send that would reach no trusted device of
+// the contact.
+var errNoTrustedDevice = errors.New("no trusted device of the contact could be encrypted for; nothing was sent")
+
+// hushEngine is the OMEMO 2 engine as hush uses it. It keeps the trust
+// index that BTBV reads up to date with the devices of each peer before
+// encrypting to it or decrypting from it, and, for hush send, refuses (so
+// that client.SendEncrypted sends nothing) unless a device of the
+// recipient, not only another own device, got a key.
+type hushEngine struct {
+	*client.OMEMO
+	s *session
+}
+
+// Encrypt implements client.Engine.
+func (e hushEngine) Encrypt(ctx context.Context, plain *sce.Stanza) (*sce.Stanza, *client.Report, error) {
+	to, err := jid.Parse(plain.AttrValue("to"))
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := e.s.observe(to.Bare()); err != nil {
+		return nil, nil, err
+	}
+	out, rep, err := e.OMEMO.Encrypt(ctx, plain)
+	if err != nil {
+		return nil, rep, err
+	}
+	for _, d := range rep.Sent() {
+		if d.JID.Bare().Equal(to.Bare()) {
+			return out, rep, nil
+		}
+	}
+	return nil, rep, errNoTrustedDevice
+}
+
+// Decrypt implements client.Engine.
+func (e hushEngine) Decrypt(ctx context.Context, in *client.Incoming) (*sce.Stanza, *client.Security, error) {
+	if err := e.s.observe(in.From.Bare()); err != nil {
+		return nil, nil, err
+	}
+	return e.OMEMO.Decrypt(ctx, in)
+}
+
+const sendSynopsis = "[--omemo] [account flags] JID [TEXT]"
+
+func runSend(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	fs := newFlagSet("send", sendSynopsis, stderr)
+	af := addAccountFlags(fs)
+	useOMEMO := fs.Bool("omemo", false, "encrypt with OMEMO 2 (the default)")
+	useOX := fs.Bool("ox", false, "encrypt with OpenPGP for XMPP (XEP-0373/0374); the own key is made and published on first use")
+	if err := parseNetFlags(fs, args); err != nil {
+		return err
+	}
+	if *useOX && *useOMEMO {
+		return &usageError{msg: "send: --omemo and --ox exclude each other"}
+	}
+	if fs.NArg() < 1 || fs.NArg() > 2 {
+		return &usageError{msg: "send: want JID and optionally TEXT", hint: "hush send " + sendSynopsis}
+	}
+	to, err := jid.Parse(fs.Arg(0))
+	if err != nil || to.Domainpart() == "" {
+		return &usageError{msg: fmt.Sprintf("send: invalid JID %q", fs.Arg(0))}
+	}
+	var text string
+	if fs.NArg() == 2 {
+		text = fs.Arg(1)
+	} else {
+		b, err := io.ReadAll(io.LimitReader(stdin, maxMessage+1))
+		if err != nil {
+			return err
+		}
+		if len(b) > maxMessage {
+			return fmt.Errorf("send: message longer than %d bytes", maxMessage)
+		}
+		text = strings.TrimSuffix(string(b), "\n")
+	}
+	if text == "" {
+		return &usageError{msg: "send: empty message"}
+	}
+	if !utf8.ValidString(text) {
+		return errors.New("send: message is not UTF-8")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), netTimeout)
+	defer cancel()
+	mode, protocol := oxOff, client.OMEMOEncrypted
+	if *useOX {
+		mode, protocol = oxCreate, client.OXEncrypted
+	}
+	s, err := af.connect(ctx, stdin, stderr, mode)
+	if err != nil {
+		return err
+	}
+	defer s.close()
+	if !*useOX {
+		if err := s.o.RefreshDevices(ctx, to.Bare()); err != nil {
+			return &exitError{code: exitNotSent, err: fmt.Errorf("send: %s: %w; nothing was sent", to.Bare(), err), hint: "is it an account with OMEMO 2 (XEP-0384 0.9)? try --ox"}
+		}
+	}
+	msg := &sce.Stanza{
+		Name: xml.Name{Space: nsClient, Local: "message"},
+		Attr: []xml.Attr{{Name: xml.Name{Local: "to"}, Value: to.String()}, {Name: xml.Name{Local: "type"}, Value: "chat"}},
+		Children: []sce.Element{
+			sce.TextElement(xml.Name{Space: nsClient, Local: "body"}, text),
+		},
+	}
+	rep, err := s.c.SendEncrypted(ctx, protocol, msg)
+	printReport(stderr, rep)
+	var noDevice *omemo.NoEligibleDevicesError
+	if errors.Is(err, errNoTrustedDevice) || errors.Is(err, client.ErrNoRecipientDevice) || errors.As(err, &noDevice) || errors.Is(err, ox.ErrNoRecipients) {
+		return &exitError{code: exitNotSent, err: fmt.Errorf("send: %s: %w", to.Bare(), errNoTrustedDevice),
+			hint: fmt.Sprintf(`see "hush fingerprints %s" and "hush trust"`, to.Bare())}
+	}
+	if err != nil {
+		return fmt.Errorf("send: %w", err)
+	}
+	fctx, fcancel := context.WithTimeout(context.Background(), flushTimeout)
+	defer fcancel()
+	if err := s.o.Flush(fctx); err != nil {
+		fmt.Fprintf(stderr, "hush: warning: %v\n", err)
+	}
+	return nil
+}
+
+// printReport prints the delivery report of a send on stderr: which
+// devices got a key, which did not and why.
+func printReport(stderr io.Writer, rep *client.Report) {
+	if rep == nil {
+		return
+	}
+	for _, d := range rep.Devices {
+		who := d.JID.String()
+		if d.Device != "" {
+			who += " device " + d.Device
+		}
+		switch {
+		case d.Sent:
+			fmt.Fprintf(stderr, "hush: sent to %s\n", who)
+		case d.Err != nil:
+			fmt.Fprintf(stderr, "hush: skipped %s: %s: %v\n", who, d.Reason, d.Err)
+		default:
+			fmt.Fprintf(stderr, "hush: skipped %s: %s\n", who, d.Reason)
+		}
+	}
+}
+
+// listened is one decrypted message as hush listen prints it.
+type listened struct {
+	From     string `json:"from"`
+	Device   string `json:"device"`
+	Protocol string `json:"protocol"`
+	Trust    string `json:"trust"`
+	Via      string `json:"via"`
+	Text     string `json:"text"`
+}
+
+// protocolName names an engine's encrypted element for output.
+func protocolName(n xml.Name) string {
+	switch n {
+	case client.OMEMOEncrypted:
+		return "omemo2"
+	case client.OXEncrypted:
+		return "ox"
+	}
+	return n.Space
+}
+
+func runListen(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	fs := newFlagSet("listen", "[--json] [--count N] [--timeout DURATION] [account flags]", stderr)
+	af := addAccountFlags(fs)
+	asJSON := fs.Bool("json", false, "print one JSON object per message")
+	useOX := fs.Bool("ox", false, "also receive OX: make and publish the own OX key if there is none (without it, OX is on when the key exists)")
+	count := fs.Int("count", 0, "exit after `N` messages (0: no limit)")
+	timeout := fs.Duration("timeout", 0, "exit after `DURATION` (0: no limit); with --count, exit 3 if fewer than N messages came")
+	if err := parseNetFlags(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return &usageError{msg: fmt.Sprintf("listen: unexpected argument %q", fs.Arg(0))}
+	}
+	if *count < 0 || *timeout < 0 {
+		return &usageError{msg: "listen: --count and --timeout must not be negative"}
+	}
+	// Handlers run on goroutines of their own: one writer at a time.
+	stderr = &lockedWriter{w: stderr}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	cctx, ccancel := context.WithTimeout(ctx, netTimeout)
+	defer ccancel()
+	mode := oxIfPresent
+	if *useOX {
+		mode = oxCreate
+	}
+	s, err := af.connect(cctx, stdin, stderr, mode)
+	if err != nil {
+		return err
+	}
+	defer s.close()
+
+	msgs := make(chan listened, 64)
+	done := make(chan struct{})
+	defer close(done)
+	s.c.HandleMessage(func(_ context.Context, in *client.Incoming) {
+		if in.Err != nil {
+			fmt.Fprintf(stderr, "hush: warning: undecryptable message from %s: %v\n", in.From, in.Err)
+			return
+		}
+		if in.Security == nil {
+			if slices.ContainsFunc(in.Stanza.Children, func(e sce.Element) bool { return e.Name == xml.Name{Space: nsClient, Local: "body"} }) {
+				fmt.Fprintf(stderr, "hush: warning: ignored an unencrypted message from %s\n", in.From)
+			}
+			return
+		}
+		text := body(in.Stanza)
+		if text == "" {
+			return
+		}
+		sec := in.Security
+		m := listened{From: sec.Sender.String(), Device: sec.Device, Protocol: protocolName(sec.Protocol), Trust: sec.Trust.String(), Via: in.Via.String(), Text: text}
+		select {
+		case msgs <- m:
+		case <-done:
+		}
+	})
+	if err := s.c.EnableCarbons(cctx); err != nil {
+		fmt.Fprintf(stderr, "hush: warning: carbons: %v\n", err)
+	}
+	if err := s.c.Online(cctx); err != nil {
+		return err
+	}
+	ccancel()
+	if *timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, *timeout)
+		defer cancel()
+	}
+	n := 0
+	enc := json.NewEncoder(stdout)
+	enc.SetEscapeHTML(false)
+	var result error
+loop:
+	for *count == 0 || n < *count {
+		select {
+		case m := <-msgs:
+			n++
+			if *asJSON {
+				if err := enc.Encode(m); err != nil {
+					return err
+				}
+			} else if _, err := fmt.Fprintf(stdout, "%s [device %s, %s, %s]: %s\n", m.From, m.Device, m.Protocol, m.Trust, m.Text); err != nil {
+				return err
+			}
+		case <-s.c.Done():
+			result = fmt.Errorf("listen: disconnected: %v", s.c.Err())
+			break loop
+		case <-ctx.Done():
+			if *count > 0 && errors.Is(ctx.Err(), context.DeadlineExceeded) {
+				result = &exitError{code: exitTimeout, err: fmt.Errorf("listen: timeout after %d of %d messages", n, *count)}
+			}
+			break loop
+		}
+	}
+	// The follow-up of what was read: republish the bundle, answer key
+	// exchanges (XEP-0384 §5.5.3).
+	fctx, fcancel := context.WithTimeout(context.Background(), flushTimeout)
+	defer fcancel()
+	if err := s.o.Flush(fctx); err != nil {
+		fmt.Fprintf(stderr, "hush: warning: %v\n", err)
+	}
+	return result
+}
+
+// runDevices implements "hush devices [JID]" and "hush fingerprints
+// [JID]": fetch the device list and bundles, print what is known.
+func runDevices(name string, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	fs := newFlagSet(name, "[account flags] [JID]", stderr)
+	af := addAccountFlags(fs)
+	if err := parseNetFlags(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 1 {
+		return &usageError{msg: fmt.Sprintf("%s: unexpected argument %q", name, fs.Arg(1))}
+	}
+	var target jid.JID
+	if fs.NArg() == 1 {
+		j, err := jid.Parse(fs.Arg(0))
+		if err != nil || j.Domainpart() == "" {
+			return &usageError{msg: fmt.Sprintf("%s: invalid JID %q", name, fs.Arg(0))}
+		}
+		target = j.Bare()
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), netTimeout)
+	defer cancel()
+	s, err := af.connect(ctx, stdin, stderr, oxOff)
+	if err != nil {
+		return err
+	}
+	defer s.close()
+	m := s.o.Manager()
+	own := m.JID()
+	if target.Domainpart() == "" {
+		target = own
+	}
+	if err := s.o.RefreshDevices(ctx, target); err != nil {
+		return fmt.Errorf("%s: %s: %w", name, target, err)
+	}
+	if err := fetchBundles(ctx, s, target, stderr); err != nil {
+		return err
+	}
+	devs, err := m.Devices(target)
+	if err != nil {
+		return err
+	}
+	if target.Equal(own) {
+		fpr, err := omemo.Fingerprint(m.IdentityKey())
+		if err != nil {
+			return err
+		}
+		printDevice(stdout, name, strconv.FormatUint(uint64(m.DeviceID()), 10), fpr, "this device", "")
+	}
+	for _, d := range devs {
+		fpr := "(no key known)"
+		if d.IdentityKey != nil {
+			if fpr, err = omemo.Fingerprint(d.IdentityKey); err != nil {
+				return err
+			}
+		}
+		var state []string
+		if !d.Listed {
+			state = append(state, "not listed")
+		}
+		if d.Session {
+			state = append(state, "session")
+		}
+		if d.Label != "" {
+			state = append(state, strconv.Quote(d.Label))
+		}
+		printDevice(stdout, name, strconv.FormatUint(uint64(d.Device), 10), fpr, d.Trust.String(), strings.Join(state, ", "))
+	}
+	return nil
+}
+
+func printDevice(w io.Writer, cmd, id, fpr, trust, state string) {
+	if cmd == "fingerprints" {
+		fmt.Fprintf(w, "%-10s %s  %s\n", id, fpr, trust)
+		return
+	}
+	if state != "" {
+		trust += ", " + state
+	}
+	fmt.Fprintf(w, "%-10s %s\n", id, trust)
+}
+
+// fetchBundles fetches the bundles of bare's devices the store lacks
+// (XEP-0384 §5.3.2, item id the device id), so that their keys are known.
+func fetchBundles(ctx context.Context, s *session, bare jid.JID, stderr io.Writer) error {
+	m := s.o.Manager()
+	need, _, err := m.NeedBundles(bare)
+	if err != nil {
+		return err
+	}
+	for _, a := range need {
+		if !a.JID.Equal(bare) {
+			continue
+		}
+		id := strconv.FormatUint(uint64(a.Device), 10)
+		items, err := s.c.FetchItems(ctx, a.JID, omemo.NodeBundles, id)
+		if err != nil {
+			fmt.Fprintf(stderr, "hush: warning: no bundle of %s: %v\n", a, err)
+			continue
+		}
+		for _, it := range items {
+			if it.ID != id || it.Payload.Name.Local == "" {
+				continue
+			}
+			var b omemo.Bundle
+			if err := xml.NewTokenDecoder(&tokens{toks: it.Payload.Tokens}).Decode(&b); err != nil {
+				fmt.Fprintf(stderr, "hush: warning: bundle of %s: %v\n", a, err)
+				continue
+			}
+			if err := m.SetBundle(a, &b); err != nil {
+				fmt.Fprintf(stderr, "hush: warning: bundle of %s: %v\n", a, err)
+			}
+		}
+	}
+	return s.observe(bare)
+}
+
+// tokens reads tokens from a slice.
+type tokens struct{ toks []xml.Token }
+
+func (t *tokens) Token() (xml.Token, error) {
+	if len(t.toks) == 0 {
+		return nil, io.EOF
+	}
+	tok := t.toks[0]
+	t.toks = t.toks[1:]
+	return tok, nil
+}
+
+// runTrust implements "hush trust JID ID|FPR" (verified) and "hush
+// distrust JID ID|FPR", offline on the store (XEP-0384 §8, XEP-0450).
+func runTrust(name string, level omemo.TrustLevel, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet(name, "[--store DIR] JID ID|FINGERPRINT", stderr)
+	af := addAccountFlags(fs)
+	if err := parseNetFlags(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() < 2 {
+		return &usageError{msg: name + ": want JID and a device ID or fingerprint", hint: `see "hush fingerprints JID"`}
+	}
+	target, err := jid.Parse(fs.Arg(0))
+	if err != nil || target.Domainpart() == "" {
+		return &usageError{msg: fmt.Sprintf("%s: invalid JID %q", name, fs.Arg(0))}
+	}
+	target = target.Bare()
+	want := strings.ToLower(strings.Join(fs.Args()[1:], ""))
+	want = strings.ReplaceAll(want, " ", "")
+	a, err := af.resolve()
+	if err != nil {
+		return err
+	}
+	st, err := openStore(a, false)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	m, err := omemo.New(a.jid, st, nil)
+	if err != nil {
+		return err
+	}
+	devs, err := m.Devices(target)
+	if err != nil {
+		return err
+	}
+	for _, d := range devs {
+		fpr := ""
+		if d.IdentityKey != nil {
+			if fpr, err = omemo.Fingerprint(d.IdentityKey); err != nil {
+				return err
+			}
+		}
+		if want != strconv.FormatUint(uint64(d.Device), 10) && (fpr == "" || want != strings.ReplaceAll(fpr, " ", "")) {
+			continue
+		}
+		if d.IdentityKey == nil {
+			return &hintError{err: fmt.Errorf("%s: no key known for %s device %d", name, target, d.Device), hint: fmt.Sprintf(`fetch it with "hush fingerprints %s"`, target)}
+		}
+		if err := m.SetTrust(target, d.IdentityKey, level); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "%s device %d %s: %s\n", target, d.Device, fpr, level)
+		return nil
+	}
+	return &hintError{err: fmt.Errorf("%s: no device %s of %s known", name, fs.Arg(1), target), hint: fmt.Sprintf(`see "hush fingerprints %s"`, target)}
+}
+
+// lockedWriter serialises writes to w.
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}
