@@ -1,8 +1,15 @@
 # hush — the two commands of the README's Quickstart, and a few more.
-.PHONY: demo test unit bench fuzz
+.PHONY: demo demo-local test unit bench fuzz
 
-# The main job, on an embedded default (see README).
+# The main job: a throwaway Prosody on loopback (the Debian package is
+# installed when missing), alice and bob exchanging OMEMO 2 and OX messages
+# with the hush command, and what the server stored beside what bob read.
 demo:
+	bash .ci/install prosody
+	go run ./cmd/hush demo xmpp
+
+# The same protocols in one process, with no server and nothing installed.
+demo-local:
 	go run ./cmd/hush demo
 
 # Exactly what CI runs: installs the peers when missing, gofmt, vet,
