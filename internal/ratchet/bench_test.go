@@ -91,3 +91,62 @@ func BenchmarkDecrypt(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkClone copies an established session, as a store does to roll
+// back a failed transaction.
+func BenchmarkClone(b *testing.B) {
+	pr := newPair(b, OMEMO2)
+	pr.deliver(pr.alice, pr.send(pr.bob, "established"))
+	b.ReportAllocs()
+	for b.Loop() {
+		cloneSink = pr.alice.Clone()
+	}
+}
+
+var cloneSink *Session
+
+// BenchmarkUnmarshalBinary loads an established session, as a store that
+// keeps serialized records does for every device of a fan-out; "v1" is the
+// previous state version, which derives the ratchet public key on load.
+func BenchmarkUnmarshalBinary(b *testing.B) {
+	pr := newPair(b, OMEMO2)
+	pr.deliver(pr.alice, pr.send(pr.bob, "established"))
+	v2 := mustMarshal(b, pr.alice)
+	for _, c := range []struct {
+		name  string
+		state []byte
+	}{{"v2", v2}, {"v1", toV1(b, v2)}} {
+		b.Run(c.name, func(b *testing.B) {
+			var s Session
+			b.ReportAllocs()
+			for b.Loop() {
+				if err := s.UnmarshalBinary(c.state); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkEncryptStored is one device of a fan-out from a store of
+// serialized sessions: load, Encrypt the 48-byte key material, save.
+// Compare with BenchmarkEncryptFloor.
+func BenchmarkEncryptStored(b *testing.B) {
+	pr := newPair(b, OMEMO2)
+	pr.deliver(pr.alice, pr.send(pr.bob, "established"))
+	state := mustMarshal(b, pr.alice)
+	b.ReportAllocs()
+	for b.Loop() {
+		var s Session
+		if err := s.UnmarshalBinary(state); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := s.Encrypt(payload); err != nil {
+			b.Fatal(err)
+		}
+		var err error
+		if state, err = s.MarshalBinary(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -17,7 +17,10 @@
 // OMEMOAuthenticatedMessage, or a framed libsignal SignalMessage); Decrypt
 // takes one. Decrypt changes the session only when the message
 // authenticates, like crypto/hpke's Open, and every failure of a message is
-// [ErrAuthentication]. Sessions persist with MarshalBinary/UnmarshalBinary.
+// [ErrAuthentication]. Sessions persist with MarshalBinary/UnmarshalBinary
+// (state version 2, which stores the ratchet public key so that loading is
+// only copying; version 1 is still read), and Clone is one allocation: a
+// store may copy or load a session per device of a fan-out.
 //
 // The key exchange wrappers (OMEMOKeyExchange, PreKeySignalMessage), the X3DH
 // header and the "ek" kept beside a session are the OMEMO engine's business,

@@ -81,7 +81,8 @@ func FuzzDecrypt(f *testing.F) {
 }
 
 // FuzzUnmarshalBinary: restoring never panics, an accepted state serializes
-// back to the same bytes, and the restored session can be used.
+// back to the same bytes (a version 1 state to the same bytes plus the
+// public key, as version 2), and the restored session can be used.
 func FuzzUnmarshalBinary(f *testing.F) {
 	for _, p := range allProfiles {
 		pr, seeds := detPair(f, p)
@@ -89,11 +90,13 @@ func FuzzUnmarshalBinary(f *testing.F) {
 		f.Add(mustMarshal(f, pr.bob))
 		pr.deliver(pr.bob, seeds[2]) // leaves a skipped key
 		f.Add(mustMarshal(f, pr.bob))
+		f.Add(toV1(f, mustMarshal(f, pr.bob)))
 		fresh, err := NewResponder(p, make([]byte, 32), make([]byte, p.adSize), pr.bob.own)
 		if err != nil {
 			f.Fatal(err)
 		}
 		f.Add(mustMarshal(f, fresh))
+		f.Add(toV1(f, mustMarshal(f, fresh)))
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		var s Session
@@ -103,7 +106,12 @@ func FuzzUnmarshalBinary(f *testing.F) {
 			}
 			return
 		}
-		if out := mustMarshal(t, &s); !bytes.Equal(out, data) {
+		out := mustMarshal(t, &s)
+		if data[0] == stateVersionV1 {
+			if !bytes.Equal(toV1(t, out), data) {
+				t.Fatalf("accepted version 1 state %x but re-serializes to %x", data, out)
+			}
+		} else if !bytes.Equal(out, data) {
 			t.Fatalf("accepted %x but re-serializes to %x", data, out)
 		}
 		s.newKey = detKeys("fuzz")

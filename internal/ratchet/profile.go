@@ -3,11 +3,10 @@ package ratchet
 import (
 	"crypto/aes"
 	"crypto/cipher"
-	"crypto/hkdf"
 	"crypto/hmac"
-	"crypto/sha256"
 	"crypto/subtle"
 
+	"google.golang.org/protobuf/encoding/protowire"
 	"hush.im/internal/wire"
 )
 
@@ -25,10 +24,10 @@ type Profile struct {
 
 	// rootInfo is the HKDF info of KDF_RK (HKDF-SHA-256, salt = root key,
 	// IKM = DH output, 64 bytes: new root key ‖ chain key).
-	rootInfo string
+	rootInfo []byte
 	// messageKeyInfo is the HKDF info that expands a message key into
 	// encryption key 32 ‖ authentication key 32 ‖ IV 16 (salt = 32 zero bytes).
-	messageKeyInfo string
+	messageKeyInfo []byte
 	// macSize is the length of the truncated HMAC-SHA-256 tag.
 	macSize int
 	// adSize is the length of the associated data from X3DH: two encoded
@@ -50,10 +49,10 @@ type Profile struct {
 
 // messageFormat is the wire format of one profile's messages.
 type messageFormat interface {
-	// seal encodes a message with header h and ciphertext ct. mac receives
-	// the bytes the tag covers after the associated data and returns the
-	// truncated tag.
-	seal(h *header, ct []byte, mac func(covered []byte) []byte) []byte
+	// frame encodes a message with header h, ciphertext ct and a zero tag
+	// of macSize bytes, and returns it with the bytes the tag covers after
+	// the associated data and the tag's place, both inside msg.
+	frame(h header, ct []byte, macSize int) (msg, covered, tag []byte)
 	// parse decodes a wire message into its header, ciphertext, the bytes the
 	// tag covers after the associated data, and the tag.
 	parse(msg []byte) (h header, ct, covered, tag []byte, err error)
@@ -93,8 +92,8 @@ type header struct {
 var OMEMO2 = &Profile{
 	id:             1,
 	name:           "OMEMO 2",
-	rootInfo:       "OMEMO Root Chain",
-	messageKeyInfo: "OMEMO Message Key Material",
+	rootInfo:       []byte("OMEMO Root Chain"),
+	messageKeyInfo: []byte("OMEMO Message Key Material"),
 	macSize:        wire.MACSize,
 	adSize:         2 * 32,
 	format:         omemo2Format{},
@@ -125,8 +124,8 @@ var OMEMO2 = &Profile{
 var Legacy = &Profile{
 	id:             2,
 	name:           "libsignal v3 (legacy OMEMO)",
-	rootInfo:       "WhisperRatchet",
-	messageKeyInfo: "WhisperMessageKeys",
+	rootInfo:       []byte("WhisperRatchet"),
+	messageKeyInfo: []byte("WhisperMessageKeys"),
 	macSize:        wire.LegacyMACSize,
 	adSize:         2 * 33,
 	senderFirstAD:  true,
@@ -148,9 +147,29 @@ func (p *Profile) AssociatedDataSize() int { return p.adSize }
 // §Protobuf Schemas).
 type omemo2Format struct{}
 
-func (omemo2Format) seal(h *header, ct []byte, mac func([]byte) []byte) []byte {
-	inner := (&wire.OMEMOMessage{N: h.n, PN: h.pn, DHPub: h.dh[:], Ciphertext: ct}).Marshal()
-	return (&wire.OMEMOAuthenticatedMessage{MAC: mac(inner), Message: inner}).Marshal()
+// Field numbers of OMEMOAuthenticatedMessage (XEP-0384 §Protobuf Schemas),
+// written here rather than with wire.OMEMOAuthenticatedMessage so that the
+// tag can be computed over the OMEMOMessage in its final place.
+const (
+	authMessageMAC     protowire.Number = 1
+	authMessageMessage protowire.Number = 2
+)
+
+func (omemo2Format) frame(h header, ct []byte, macSize int) (msg, covered, tag []byte) {
+	inner := wire.OMEMOMessage{N: h.n, PN: h.pn, DHPub: h.dh[:], Ciphertext: ct}
+	n := inner.Size()
+	size := protowire.SizeTag(authMessageMAC) + protowire.SizeBytes(macSize) +
+		protowire.SizeTag(authMessageMessage) + protowire.SizeBytes(n)
+	msg = make([]byte, 0, size)
+	msg = protowire.AppendTag(msg, authMessageMAC, protowire.BytesType)
+	msg = protowire.AppendVarint(msg, uint64(macSize))
+	at := len(msg)
+	msg = msg[:at+macSize]
+	msg = protowire.AppendTag(msg, authMessageMessage, protowire.BytesType)
+	msg = protowire.AppendVarint(msg, uint64(n))
+	start := len(msg)
+	msg = inner.Append(msg)
+	return msg, msg[start:], msg[at : at+macSize]
 }
 
 func (omemo2Format) parse(msg []byte) (h header, ct, covered, tag []byte, err error) {
@@ -170,10 +189,12 @@ func (omemo2Format) parse(msg []byte) (h header, ct, covered, tag []byte, err er
 // legacyFormat is 0x33 ‖ SignalMessage ‖ MAC (libsignal SignalMessage).
 type legacyFormat struct{}
 
-func (legacyFormat) seal(h *header, ct []byte, mac func([]byte) []byte) []byte {
+func (legacyFormat) frame(h header, ct []byte, macSize int) (msg, covered, tag []byte) {
 	m := wire.SignalMessage{RatchetKey: h.dh[:], Counter: h.n, PreviousCounter: h.pn, Ciphertext: ct}
-	covered := m.AppendFramed(make([]byte, 0, 1+m.Size()+wire.LegacyMACSize))
-	return append(covered, mac(covered)...)
+	msg = m.AppendFramed(make([]byte, 0, 1+m.Size()+macSize))
+	n := len(msg)
+	msg = msg[:n+macSize]
+	return msg, msg[:n], msg[n:]
 }
 
 func (legacyFormat) parse(msg []byte) (h header, ct, covered, tag []byte, err error) {
@@ -189,63 +210,33 @@ func (legacyFormat) parse(msg []byte) (h header, ct, covered, tag []byte, err er
 // kdfRoot is KDF_RK (Signal DR §5.2; XEP-0384 §Double Ratchet): HKDF-SHA-256
 // with the root key as salt and the DH output as IKM; python-doubleratchet's
 // KDFChain keeps the first 32 bytes as the next root key and outputs the rest.
-func (p *Profile) kdfRoot(rk *[KeySize]byte, dh []byte) (ck [KeySize]byte, err error) {
-	out, err := hkdf.Key(sha256.New, dh, rk[:], p.rootInfo, 2*KeySize)
-	if err != nil {
-		return ck, err
-	}
-	copy(rk[:], out[:KeySize])
-	copy(ck[:], out[KeySize:])
-	return ck, nil
+func (p *Profile) kdfRoot(w *work, rk, dh *[KeySize]byte) (ck [KeySize]byte) {
+	w.prepare(&w.key, rk[:])
+	w.hkdf(w.okm[:2*KeySize], &w.key, dh, p.rootInfo)
+	copy(rk[:], w.okm[:KeySize])
+	copy(ck[:], w.okm[KeySize:2*KeySize])
+	return ck
 }
 
-var (
-	messageKeySeed = []byte{0x01}
-	chainKeySeed   = []byte{0x02}
-)
-
-// kdfChain is KDF_CK (Signal DR §5.2; XEP-0384 §Double Ratchet): it returns
-// HMAC-SHA-256(ck, 0x01) as the message key and replaces ck by
-// HMAC-SHA-256(ck, 0x02). python-doubleratchet computes the same with its
-// "separate HMACs" KDF and the constant 0x02 0x01: output [0:32] is the next
-// chain key, [32:64] the message key.
-func kdfChain(ck *[KeySize]byte) (mk [KeySize]byte) {
-	m := hmac.New(sha256.New, ck[:])
-	m.Write(messageKeySeed)
-	m.Sum(mk[:0])
-	m.Reset()
-	m.Write(chainKeySeed)
-	m.Sum(ck[:0])
-	return mk
+// aeadKeys expands the message key w.mk into the encryption key,
+// authentication key and IV (XEP-0384 §Double Ratchet ENCRYPT steps 1–2;
+// libsignal ChainKey.getMessageKeys), slices of w.okm.
+func (p *Profile) aeadKeys(w *work) (enc, auth, iv []byte) {
+	w.hkdf(w.okm[:80], zeroSaltKey, &w.mk, p.messageKeyInfo)
+	return w.okm[:32], w.okm[32:64], w.okm[64:80]
 }
 
-// aeadKeys expands a message key into the encryption key, authentication
-// key and IV (XEP-0384 §Double Ratchet ENCRYPT steps 1–2; libsignal
-// ChainKey.getMessageKeys).
-func (p *Profile) aeadKeys(mk *[KeySize]byte) (enc, auth, iv []byte, err error) {
-	out, err := hkdf.Key(sha256.New, mk[:], make([]byte, sha256.Size), p.messageKeyInfo, 80)
-	if err != nil {
-		return nil, nil, nil, err
-	}
-	return out[:32], out[32:64], out[64:80], nil
+// tag computes HMAC-SHA-256 over ad1 ‖ ad2 ‖ covered into w.sum, to be
+// truncated to p.macSize.
+func (p *Profile) tag(w *work, auth, ad1, ad2, covered []byte) []byte {
+	w.prepare(&w.key, auth)
+	return w.mac(&w.key, ad1, ad2, covered)[:p.macSize]
 }
 
-// tag computes the truncated HMAC-SHA-256 over ad1 ‖ ad2 ‖ covered.
-func (p *Profile) tag(auth, ad1, ad2, covered []byte) []byte {
-	m := hmac.New(sha256.New, auth)
-	m.Write(ad1)
-	m.Write(ad2)
-	m.Write(covered)
-	return m.Sum(make([]byte, 0, sha256.Size))[:p.macSize]
-}
-
-// seal encrypts plaintext under mk for the header h and returns the wire
-// message (XEP-0384 §Double Ratchet ENCRYPT).
-func (p *Profile) seal(mk *[KeySize]byte, ad1, ad2 []byte, h *header, plaintext []byte) ([]byte, error) {
-	enc, auth, iv, err := p.aeadKeys(mk)
-	if err != nil {
-		return nil, err
-	}
+// seal encrypts plaintext under the message key w.mk for the header h and
+// returns the wire message (XEP-0384 §Double Ratchet ENCRYPT).
+func (p *Profile) seal(w *work, ad1, ad2 []byte, h *header, plaintext []byte) ([]byte, error) {
+	enc, auth, iv := p.aeadKeys(w)
 	block, err := aes.NewCipher(enc)
 	if err != nil {
 		return nil, err
@@ -256,20 +247,18 @@ func (p *Profile) seal(mk *[KeySize]byte, ad1, ad2 []byte, h *header, plaintext 
 	for i := len(plaintext); i < len(ct); i++ {
 		ct[i] = byte(pad)
 	}
-	cipher.NewCBCEncrypter(block, iv).CryptBlocks(ct, ct)
-	return p.format.seal(h, ct, func(covered []byte) []byte {
-		return p.tag(auth, ad1, ad2, covered)
-	}), nil
+	cbcEncrypt(block, iv, ct)
+	msg, covered, tag := p.format.frame(*h, ct, p.macSize)
+	copy(tag, p.tag(w, auth, ad1, ad2, covered))
+	return msg, nil
 }
 
 // open authenticates and decrypts the parts of a parsed wire message under
-// mk. It reports false for every failure, without saying which.
-func (p *Profile) open(mk *[KeySize]byte, ad1, ad2, covered, tag, ct []byte) ([]byte, bool) {
-	enc, auth, iv, err := p.aeadKeys(mk)
-	if err != nil {
-		return nil, false
-	}
-	if !hmac.Equal(p.tag(auth, ad1, ad2, covered), tag) {
+// the message key w.mk. It reports false for every failure, without saying
+// which.
+func (p *Profile) open(w *work, ad1, ad2, covered, tag, ct []byte) ([]byte, bool) {
+	enc, auth, iv := p.aeadKeys(w)
+	if !hmac.Equal(p.tag(w, auth, ad1, ad2, covered), tag) {
 		return nil, false
 	}
 	if len(ct) == 0 || len(ct)%aes.BlockSize != 0 {

@@ -3,6 +3,7 @@ package ratchet
 import (
 	"crypto/ecdh"
 	"crypto/rand"
+	"crypto/subtle"
 	"errors"
 	"fmt"
 	"math"
@@ -71,10 +72,10 @@ type chain struct {
 	n   uint64 // ≤ 1<<32
 }
 
-// step derives the next message key (KDF_CK).
-func (c *chain) step() [KeySize]byte {
+// step derives the next message key (KDF_CK) into w.mk.
+func (c *chain) step(w *work) {
 	c.n++
-	return kdfChain(&c.key)
+	w.chainStep(&c.key)
 }
 
 // skippedKey is a message key kept for a message that has not arrived yet,
@@ -85,18 +86,29 @@ type skippedKey struct {
 	mk [KeySize]byte
 }
 
+// maxADSize is the longest associated data of any profile (Legacy's).
+const maxADSize = 2 * 33
+
 // Session is one side of a Double Ratchet session (Signal DR §3). Its
 // methods are not safe for concurrent use. The zero value is only good for
 // UnmarshalBinary.
+//
+// Everything but the skipped keys is held in fixed-size arrays, so that a
+// Clone is one allocation (two with skipped keys).
 type Session struct {
 	p         *Profile
 	initiator bool
-	ad        []byte // X3DH associated data, initiator first
+	ad        [maxADSize]byte // X3DH associated data, initiator first; p.adSize bytes
 
 	rootKey [KeySize]byte
-	own     *ecdh.PrivateKey // DHs: current own ratchet key pair
+	// DHs, the current own ratchet key pair: the raw X25519 private and
+	// public keys, and as a crypto/ecdh key once a DH step needed it (a
+	// loaded session only has the raw keys: building the ecdh key costs a
+	// scalar multiplication, which Encrypt never needs).
+	ownPriv [KeySize]byte
 	ownPub  [KeySize]byte
-	peer    [KeySize]byte // DHr: the peer's current ratchet key
+	own     *ecdh.PrivateKey // nil or the key of ownPriv; immutable, shared by clones
+	peer    [KeySize]byte    // DHr: the peer's current ratchet key
 	hasPeer bool
 
 	send     chain // CKs, Ns
@@ -148,7 +160,8 @@ func newInitiator(p *Profile, sharedSecret, ad, peerSignedPreKey []byte, newKey 
 	if len(peerSignedPreKey) != KeySize {
 		return nil, fmt.Errorf("ratchet: signed PreKey is %d bytes, want a raw %d-byte X25519 key", len(peerSignedPreKey), KeySize)
 	}
-	s := &Session{p: p, initiator: true, ad: append([]byte{}, ad...), newKey: newKey}
+	s := &Session{p: p, initiator: true, newKey: newKey}
+	copy(s.ad[:], ad)
 	copy(s.rootKey[:], sharedSecret)
 	copy(s.peer[:], peerSignedPreKey)
 	s.hasPeer = true
@@ -159,7 +172,9 @@ func newInitiator(p *Profile, sharedSecret, ad, peerSignedPreKey []byte, newKey 
 	if err := s.setOwn(own); err != nil {
 		return nil, err
 	}
-	ck, err := s.dhStep()
+	w := getWork()
+	defer w.done()
+	ck, err := s.dhStep(w)
 	if err != nil {
 		return nil, fmt.Errorf("ratchet: unusable signed PreKey: %w", err)
 	}
@@ -181,7 +196,8 @@ func NewResponder(p *Profile, sharedSecret, ad []byte, ownSignedPreKey *ecdh.Pri
 	if ownSignedPreKey == nil {
 		return nil, errors.New("ratchet: missing signed PreKey")
 	}
-	s := &Session{p: p, ad: append([]byte{}, ad...), newKey: generateKey}
+	s := &Session{p: p, newKey: generateKey}
+	copy(s.ad[:], ad)
 	copy(s.rootKey[:], sharedSecret)
 	if err := s.setOwn(ownSignedPreKey); err != nil {
 		return nil, err
@@ -194,32 +210,60 @@ func (s *Session) setOwn(k *ecdh.PrivateKey) error {
 		return errors.New("ratchet: ratchet keys must be X25519 keys")
 	}
 	s.own = k
+	copy(s.ownPriv[:], k.Bytes())
 	copy(s.ownPub[:], k.PublicKey().Bytes())
 	return nil
 }
 
+// errKeyPair is the error of a DH step with a loaded session whose stored
+// ratchet public key is not that of its private key.
+var errKeyPair = fmt.Errorf("%w: ratchet public key does not match the private key", ErrInvalidState)
+
+// ownKey returns the own ratchet key as a crypto/ecdh key, building it from
+// the raw private key of a loaded session (and checking it against the
+// stored public key) on first use.
+func (s *Session) ownKey() (*ecdh.PrivateKey, error) {
+	if s.own != nil {
+		return s.own, nil
+	}
+	k, err := ecdh.X25519().NewPrivateKey(s.ownPriv[:])
+	if err != nil {
+		return nil, err
+	}
+	if subtle.ConstantTimeCompare(k.PublicKey().Bytes(), s.ownPub[:]) != 1 {
+		return nil, errKeyPair
+	}
+	s.own = k
+	return k, nil
+}
+
 // dhStep performs KDF_RK(RK, DH(DHs, DHr)) and returns the new chain key.
-func (s *Session) dhStep() ([KeySize]byte, error) {
+func (s *Session) dhStep(w *work) ([KeySize]byte, error) {
 	var ck [KeySize]byte
+	own, err := s.ownKey()
+	if err != nil {
+		return ck, err
+	}
 	peer, err := ecdh.X25519().NewPublicKey(s.peer[:])
 	if err != nil {
 		return ck, err
 	}
-	dh, err := s.own.ECDH(peer) // rejects low-order keys (all-zero output)
+	dh, err := own.ECDH(peer) // rejects low-order keys (all-zero output)
 	if err != nil {
 		return ck, err
 	}
-	return s.p.kdfRoot(&s.rootKey, dh)
+	return s.p.kdfRoot(w, &s.rootKey, (*[KeySize]byte)(dh)), nil
 }
 
 // adParts returns the associated data in the order the MAC covers it for a
 // message sent by the initiator or not.
 func (s *Session) adParts(senderIsInitiator bool) (first, second []byte) {
+	ad := s.ad[:s.p.adSize]
 	if !s.p.senderFirstAD || senderIsInitiator {
-		return s.ad, nil
+		return ad, nil
 	}
-	half := len(s.ad) / 2
-	return s.ad[half:], s.ad[:half]
+	half := len(ad) / 2
+	return ad[half:], ad[:half]
 }
 
 // Encrypt encrypts plaintext with the next key of the sending chain and
@@ -237,10 +281,12 @@ func (s *Session) Encrypt(plaintext []byte) ([]byte, error) {
 		return nil, ErrChainExhausted
 	}
 	h := header{dh: s.ownPub, pn: s.prevSend, n: uint32(s.send.n)}
+	w := getWork()
+	defer w.done()
 	next := s.send
-	mk := next.step()
+	next.step(w)
 	ad1, ad2 := s.adParts(s.initiator)
-	msg, err := s.p.seal(&mk, ad1, ad2, &h, plaintext)
+	msg, err := s.p.seal(w, ad1, ad2, &h, plaintext)
 	if err != nil {
 		return nil, fmt.Errorf("ratchet: encrypting: %w", err)
 	}
@@ -253,9 +299,11 @@ func (s *Session) Encrypt(plaintext []byte) ([]byte, error) {
 // DR §3.5), using a skipped message key, the current receiving chain, or a
 // DH ratchet step when the message carries a new ratchet key. The session
 // changes only if the message authenticates (the candidate state is computed
-// aside and swapped in on success); every failure satisfies
+// aside and swapped in on success); every failure of a message satisfies
 // errors.Is(err, ErrAuthentication), and a replay of a decrypted message
-// fails with ErrDuplicate.
+// fails with ErrDuplicate. A session loaded from a corrupted state whose
+// ratchet public key does not belong to its private key fails its first DH
+// ratchet step with ErrInvalidState instead.
 func (s *Session) Decrypt(msg []byte) ([]byte, error) {
 	if s.p == nil {
 		return nil, ErrAuthentication
@@ -268,18 +316,19 @@ func (s *Session) Decrypt(msg []byte) ([]byte, error) {
 		return nil, fmt.Errorf("%w: message without ciphertext", ErrAuthentication)
 	}
 
+	w := getWork()
+	defer w.done()
 	next := *s // scalar state is copied; next.skipped is only read
 	var fresh []skippedKey
 	used := s.findSkipped(&h)
-	var mk [KeySize]byte
 	if used >= 0 {
-		mk = s.skipped[used].mk
-	} else if mk, fresh, err = next.advance(&h); err != nil {
+		w.mk = s.skipped[used].mk
+	} else if fresh, err = next.advance(w, &h); err != nil {
 		return nil, err
 	}
 
 	ad1, ad2 := s.adParts(!s.initiator)
-	pt, ok := s.p.open(&mk, ad1, ad2, covered, tag, ct)
+	pt, ok := s.p.open(w, ad1, ad2, covered, tag, ct)
 	if !ok {
 		return nil, ErrAuthentication
 	}
@@ -304,8 +353,9 @@ func (s *Session) findSkipped(h *header) int {
 // advance moves the (candidate) state to the key of the message with header
 // h, as python-doubleratchet's DiffieHellmanRatchet.next_decryption_key: a
 // DH ratchet step if h carries a new ratchet key, then forward along the
-// receiving chain. It returns the message key and the keys it skipped.
-func (s *Session) advance(h *header) (mk [KeySize]byte, fresh []skippedKey, err error) {
+// receiving chain. It leaves the message key in w.mk and returns the keys
+// it skipped.
+func (s *Session) advance(w *work, h *header) (fresh []skippedKey, err error) {
 	if !s.hasPeer || h.dh != s.peer {
 		// Keys left on the old receiving chain (Signal DR SkipMessageKeys
 		// with header.pn). Above MaxJump they are given up, as python does.
@@ -315,25 +365,27 @@ func (s *Session) advance(h *header) (mk [KeySize]byte, fresh []skippedKey, err 
 				until++
 			}
 			if until > s.recv.n && until-s.recv.n <= MaxJump {
-				fresh = s.skipTo(fresh, until)
+				fresh = s.skipTo(w, fresh, until)
 			}
 		}
 		// DHRatchet (Signal DR §3.5).
 		s.peer, s.hasPeer = h.dh, true
-		ck, err := s.dhStep()
-		if err != nil {
-			return mk, nil, fmt.Errorf("%w: unusable ratchet key", ErrAuthentication)
+		ck, err := s.dhStep(w)
+		if errors.Is(err, ErrInvalidState) {
+			return nil, err
+		} else if err != nil {
+			return nil, fmt.Errorf("%w: unusable ratchet key", ErrAuthentication)
 		}
 		s.recv, s.hasRecv = chain{key: ck}, true
 		own, err := s.newKey()
 		if err != nil {
-			return mk, nil, fmt.Errorf("ratchet: generating a ratchet key: %w", err)
+			return nil, fmt.Errorf("ratchet: generating a ratchet key: %w", err)
 		}
 		if err := s.setOwn(own); err != nil {
-			return mk, nil, err
+			return nil, err
 		}
-		if ck, err = s.dhStep(); err != nil {
-			return mk, nil, fmt.Errorf("%w: unusable ratchet key", ErrAuthentication)
+		if ck, err = s.dhStep(w); err != nil {
+			return nil, fmt.Errorf("%w: unusable ratchet key", ErrAuthentication)
 		}
 		if s.hasSend {
 			s.prevSend = uint32(s.send.n) // ≤ MaxUint32: Encrypt stops there
@@ -343,24 +395,26 @@ func (s *Session) advance(h *header) (mk [KeySize]byte, fresh []skippedKey, err 
 	if !s.hasRecv {
 		// The initiator's only peer key so far is the signed PreKey, which
 		// the responder never sends with.
-		return mk, nil, ErrAuthentication
+		return nil, ErrAuthentication
 	}
 	if uint64(h.n) > s.recv.n && uint64(h.n)-s.recv.n > MaxJump {
-		return mk, nil, ErrTooManySkipped
+		return nil, ErrTooManySkipped
 	}
-	fresh = s.skipTo(fresh, uint64(h.n))
+	fresh = s.skipTo(w, fresh, uint64(h.n))
 	if uint64(h.n) < s.recv.n {
-		return mk, nil, ErrDuplicate
+		return nil, ErrDuplicate
 	}
-	return s.recv.step(), fresh, nil
+	s.recv.step(w)
+	return fresh, nil
 }
 
 // skipTo derives and records the receiving chain's keys up to (excluding)
 // message number until.
-func (s *Session) skipTo(fresh []skippedKey, until uint64) []skippedKey {
+func (s *Session) skipTo(w *work, fresh []skippedKey, until uint64) []skippedKey {
 	for s.recv.n < until {
 		n := uint32(s.recv.n)
-		fresh = append(fresh, skippedKey{dh: s.peer, n: n, mk: s.recv.step()})
+		s.recv.step(w)
+		fresh = append(fresh, skippedKey{dh: s.peer, n: n, mk: w.mk})
 	}
 	return fresh
 }
@@ -392,8 +446,9 @@ func commitSkipped(old []skippedKey, used int, fresh []skippedKey) []skippedKey 
 // Clone returns an independent copy of s.
 func (s *Session) Clone() *Session {
 	c := *s
-	c.ad = append([]byte(nil), s.ad...)
-	c.skipped = append([]skippedKey(nil), s.skipped...)
+	if len(s.skipped) > 0 {
+		c.skipped = append([]skippedKey(nil), s.skipped...)
+	}
 	return &c
 }
 

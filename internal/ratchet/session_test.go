@@ -276,7 +276,7 @@ func TestLowOrderRatchetKey(t *testing.T) {
 		// Re-encode the header with an all-zero (low-order) key; the MAC
 		// cannot be right, but the DH step must fail cleanly first.
 		h.dh = [KeySize]byte{}
-		bad := p.format.seal(&h, randBytes(t, 16), func([]byte) []byte { return make([]byte, p.macSize) })
+		bad, _, _ := p.format.frame(h, randBytes(t, 16), p.macSize)
 		mustFail(t, pr.bob, bad, ErrAuthentication)
 	})
 }
@@ -292,7 +292,7 @@ func TestInitiatorWithoutReceivingChain(t *testing.T) {
 		}
 		h := header{n: 0}
 		copy(h.dh[:], spk.PublicKey().Bytes())
-		msg := p.format.seal(&h, randBytes(t, 16), func([]byte) []byte { return make([]byte, p.macSize) })
+		msg, _, _ := p.format.frame(h, randBytes(t, 16), p.macSize)
 		mustFail(t, alice, msg, ErrAuthentication)
 	})
 }
@@ -500,7 +500,10 @@ func TestUnmarshalBinaryMalformed(t *testing.T) {
 		{"empty", nil},
 		{"truncated", good[:n-1]},
 		{"trailing", append(bytes.Clone(good), 0)},
-		{"version", mut(func(b []byte) []byte { b[0] = 2; return b })},
+		{"version", mut(func(b []byte) []byte { b[0] = 3; return b })},
+		{"version 0", mut(func(b []byte) []byte { b[0] = 0; return b })},
+		{"version 1 with a public key", mut(func(b []byte) []byte { b[0] = stateVersionV1; return b })},
+		{"version 2 without a public key", func() []byte { b := toV1(t, good); b[0] = stateVersion; return b }()},
 		{"profile", mut(func(b []byte) []byte { b[1] = 9; return b })},
 		{"wrong profile for the length", mut(func(b []byte) []byte { b[1] = OMEMO2.id; return b })},
 		{"unknown flag", mut(func(b []byte) []byte { b[2] |= 0x10; return b })},

@@ -11,15 +11,16 @@ import (
 // session serialized by MarshalBinary (wrapped with the reason).
 var ErrInvalidState = errors.New("ratchet: invalid serialized session")
 
-// stateVersion is the first byte of a serialized session. Version 1:
+// stateVersion is the first byte of a serialized session. Version 2:
 //
-//	version   1 byte  = 1
+//	version   1 byte  = 2
 //	profile   1 byte  Profile.id (1 OMEMO2, 2 Legacy)
 //	flags     1 byte  0x01 initiator, 0x02 peer key, 0x04 sending chain,
 //	                  0x08 receiving chain; other bits zero
 //	ad        Profile.adSize bytes
 //	root key  32
 //	own key   32      X25519 private key of the current ratchet key pair
+//	own pub   32      its public key
 //	peer key  32      if flag 0x02
 //	sending   32 + 8  chain key, length (≤ 2^32) — if flag 0x04
 //	pn        4       previous sending chain length
@@ -30,7 +31,17 @@ var ErrInvalidState = errors.New("ratchet: invalid serialized session")
 //
 // Integers are big-endian. Nothing may follow; the same state always
 // serializes to the same bytes.
-const stateVersion = 1
+//
+// Version 1 is version 2 without "own pub": loading it costs a scalar
+// multiplication (30–100 µs) to derive the public key, which version 2
+// stores so that loading a session is only copying. UnmarshalBinary reads
+// both; MarshalBinary writes version 2. The stored public key is checked
+// against the private key when a DH ratchet step first uses the key pair,
+// at no extra cost (crypto/ecdh derives it then anyway).
+const (
+	stateVersion   = 2
+	stateVersionV1 = 1
+)
 
 const (
 	flagInitiator = 1 << iota
@@ -48,7 +59,7 @@ func (s *Session) MarshalBinary() ([]byte, error) {
 	if s.p == nil {
 		return nil, errors.New("ratchet: marshaling an uninitialized session")
 	}
-	b := make([]byte, 0, 3+len(s.ad)+5*KeySize+2*8+2*4+2+len(s.skipped)*skippedEntrySize)
+	b := make([]byte, 0, 3+s.p.adSize+6*KeySize+2*8+2*4+2+len(s.skipped)*skippedEntrySize)
 	var flags byte
 	if s.initiator {
 		flags |= flagInitiator
@@ -63,9 +74,10 @@ func (s *Session) MarshalBinary() ([]byte, error) {
 		flags |= flagRecv
 	}
 	b = append(b, stateVersion, s.p.id, flags)
-	b = append(b, s.ad...)
+	b = append(b, s.ad[:s.p.adSize]...)
 	b = append(b, s.rootKey[:]...)
-	b = append(b, s.own.Bytes()...)
+	b = append(b, s.ownPriv[:]...)
+	b = append(b, s.ownPub[:]...)
 	if s.hasPeer {
 		b = append(b, s.peer[:]...)
 	}
@@ -140,18 +152,20 @@ func (r *stateReader) chainLength() uint64 {
 	return n
 }
 
-// UnmarshalBinary restores a session serialized by MarshalBinary, strictly:
-// unknown versions, profiles or flags, inconsistent flags, bounds exceeded,
-// duplicate skipped keys, and trailing or missing bytes are ErrInvalidState.
-// On error s is unchanged.
+// UnmarshalBinary restores a session serialized by MarshalBinary (state
+// version 2, or version 1 of earlier releases), strictly: unknown versions,
+// profiles or flags, inconsistent flags, bounds exceeded, duplicate skipped
+// keys, and trailing or missing bytes are ErrInvalidState. On error s is
+// unchanged.
 func (s *Session) UnmarshalBinary(data []byte) error {
 	r := &stateReader{b: data}
 	head := r.next(3)
 	if r.err != nil {
 		return r.err
 	}
-	if head[0] != stateVersion {
-		return fmt.Errorf("%w: unknown version %d", ErrInvalidState, head[0])
+	version := head[0]
+	if version != stateVersion && version != stateVersionV1 {
+		return fmt.Errorf("%w: unknown version %d", ErrInvalidState, version)
 	}
 	var p *Profile
 	for _, q := range profiles {
@@ -184,10 +198,12 @@ func (s *Session) UnmarshalBinary(data []byte) error {
 		v.initiator && !v.hasSend:
 		return fmt.Errorf("%w: inconsistent flags %#02x", ErrInvalidState, flags)
 	}
-	v.ad = append([]byte{}, r.next(p.adSize)...)
+	copy(v.ad[:], r.next(p.adSize))
 	r.key(&v.rootKey)
-	var own [KeySize]byte
-	r.key(&own)
+	r.key(&v.ownPriv)
+	if version == stateVersion {
+		r.key(&v.ownPub)
+	}
 	if v.hasPeer {
 		r.key(&v.peer)
 	}
@@ -231,12 +247,14 @@ func (s *Session) UnmarshalBinary(data []byte) error {
 			seen[id] = true
 		}
 	}
-	priv, err := ecdh.X25519().NewPrivateKey(own[:])
-	if err != nil {
-		return fmt.Errorf("%w: ratchet key: %w", ErrInvalidState, err)
-	}
-	if err := v.setOwn(priv); err != nil {
-		return err
+	if version == stateVersionV1 {
+		priv, err := ecdh.X25519().NewPrivateKey(v.ownPriv[:])
+		if err != nil {
+			return fmt.Errorf("%w: ratchet key: %w", ErrInvalidState, err)
+		}
+		if err := v.setOwn(priv); err != nil {
+			return err
+		}
 	}
 	*s = v
 	return nil
