@@ -169,7 +169,16 @@ type OpenPGP struct {
 
 // Element returns the element as an sce.Element, to append to a stanza.
 func (o OpenPGP) Element() sce.Element {
-	return element(openpgpName, nil, base64.StdEncoding.EncodeToString(o.Message))
+	// Encode straight into the token's text: EncodeToString and the
+	// conversion to xml.CharData would copy the Base64 twice more.
+	if len(o.Message) == 0 {
+		return element(openpgpName, nil, "")
+	}
+	text := make(xml.CharData, base64.StdEncoding.EncodedLen(len(o.Message)))
+	base64.StdEncoding.Encode(text, o.Message)
+	return sce.Element{Name: openpgpName, Tokens: []xml.Token{
+		xml.StartElement{Name: openpgpName}, text, xml.EndElement{Name: openpgpName},
+	}}
 }
 
 // TokenReader returns a reader of the element's tokens.

@@ -519,12 +519,7 @@ func (e *Envelope) UnmarshalXML(d *xml.Decoder, start xml.StartElement) error {
 func (e *Envelope) Marshal() ([]byte, error) {
 	var buf bytes.Buffer
 	buf.Grow(e.sizeHint())
-	enc, release := newEncoder(&buf)
-	defer release()
-	if _, err := e.WriteXML(enc); err != nil {
-		return nil, err
-	}
-	if err := enc.Flush(); err != nil {
+	if _, err := serialize(e, &buf, nil, false); err != nil {
 		return nil, err
 	}
 	return buf.Bytes(), nil

@@ -175,23 +175,13 @@ func SealBytes(st *Stanza, opts SealOptions) (outer *Stanza, env *Envelope, plai
 	env.HasRpad = pad
 	var buf bytes.Buffer
 	buf.Grow(env.sizeHint())
-	enc, release := newEncoder(&buf)
-	defer release()
 	padAt := -1
-	wr := writer{w: enc}
+	var mark *int
 	if pad {
-		wr.rpadMark = func() error {
-			if err := enc.Flush(); err != nil {
-				return err
-			}
-			padAt = buf.Len()
-			return nil
-		}
+		mark = &padAt
 	}
-	if err := env.write(&wr); err != nil {
-		return nil, nil, nil, err
-	}
-	if err := enc.Flush(); err != nil {
+	wr, err := serialize(env, &buf, mark, false)
+	if err != nil {
 		return nil, nil, nil, err
 	}
 	if wr.deepest > MaxDepth {
