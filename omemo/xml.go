@@ -2,8 +2,8 @@ package omemo
 
 import (
 	"encoding/xml"
-	"strconv"
 
+	"hush.im/internal/xmlx"
 	"mellium.im/xmlstream"
 	"mellium.im/xmpp/jid"
 )
@@ -104,12 +104,12 @@ func (l *DeviceList) Contains(id uint32) bool {
 func (l DeviceList) TokenReader() xml.TokenReader {
 	children := make([]xml.TokenReader, 0, len(l.Devices))
 	for _, d := range l.Devices {
-		a := []xml.Attr{{Name: xml.Name{Local: "id"}, Value: strconv.FormatUint(uint64(d.ID), 10)}}
+		a := []xml.Attr{xmlx.UintAttr("id", d.ID)}
 		if d.Label != "" || d.LabelSig != nil {
 			a = append(a, xml.Attr{Name: xml.Name{Local: "label"}, Value: d.Label})
 		}
 		if d.LabelSig != nil {
-			a = append(a, xml.Attr{Name: xml.Name{Local: "labelsig"}, Value: encodeBase64(d.LabelSig)})
+			a = append(a, xml.Attr{Name: xml.Name{Local: "labelsig"}, Value: xmlx.EncodeBase64(d.LabelSig)})
 		}
 		children = append(children, xmlstream.Wrap(nil, xml.StartElement{Name: xml.Name{Local: "device"}, Attr: a}))
 	}
@@ -146,12 +146,12 @@ func parseDeviceList(d xml.TokenReader, start xml.StartElement) (DeviceList, err
 	if err := checkName(start, "devices"); err != nil {
 		return l, err
 	}
-	if _, err := attrs(start); err != nil {
+	if _, err := strict.Attrs(start); err != nil {
 		return l, err
 	}
 	seen := make(map[uint32]bool)
 	for {
-		child, err := nextChild(d)
+		child, err := strict.NextChild(d)
 		if err != nil {
 			return l, err
 		}
@@ -164,7 +164,7 @@ func parseDeviceList(d xml.TokenReader, start xml.StartElement) (DeviceList, err
 		if len(l.Devices) >= MaxDevices {
 			return l, malformed("more than %d devices", MaxDevices)
 		}
-		m, err := attrs(*child, "id", "label", "labelsig")
+		m, err := strict.Attrs(*child, "id", "label", "labelsig")
 		if err != nil {
 			return l, err
 		}
@@ -190,11 +190,11 @@ func parseDeviceList(d xml.TokenReader, start xml.StartElement) (DeviceList, err
 			if _, hasLabel := m["label"]; !hasLabel {
 				return l, malformed("labelsig without label")
 			}
-			if dev.LabelSig, err = decodeBase64(sig, "labelsig", SignatureSize*2); err != nil {
+			if dev.LabelSig, err = strict.DecodeBase64(sig, "labelsig", SignatureSize*2); err != nil {
 				return l, err
 			}
 		}
-		if end, err := nextChild(d); err != nil {
+		if end, err := strict.NextChild(d); err != nil {
 			return l, err
 		} else if end != nil {
 			return l, malformed("unexpected <%s> in <device>", end.Name.Local)
@@ -238,25 +238,17 @@ func (b *Bundle) PreKey(id uint32) []byte {
 	return nil
 }
 
-func textElement(local string, a []xml.Attr, text string) xml.TokenReader {
-	return xmlstream.Wrap(xmlstream.Token(xml.CharData(text)), xml.StartElement{Name: xml.Name{Local: local}, Attr: a})
-}
-
-func idAttr(name string, id uint32) []xml.Attr {
-	return []xml.Attr{{Name: xml.Name{Local: name}, Value: strconv.FormatUint(uint64(id), 10)}}
-}
-
 // TokenReader implements xmlstream.Marshaler.
 func (b Bundle) TokenReader() xml.TokenReader {
 	pks := make([]xml.TokenReader, 0, len(b.PreKeys))
 	for _, pk := range b.PreKeys {
-		pks = append(pks, textElement("pk", idAttr("id", pk.ID), encodeBase64(pk.Key)))
+		pks = append(pks, xmlx.TextElement("pk", []xml.Attr{xmlx.UintAttr("id", pk.ID)}, xmlx.EncodeBase64(pk.Key)))
 	}
 	return xmlstream.Wrap(
 		xmlstream.MultiReader(
-			textElement("spk", idAttr("id", b.SignedPreKeyID), encodeBase64(b.SignedPreKey)),
-			textElement("spks", nil, encodeBase64(b.SignedPreKeySignature)),
-			textElement("ik", nil, encodeBase64(b.IdentityKey)),
+			xmlx.TextElement("spk", []xml.Attr{xmlx.UintAttr("id", b.SignedPreKeyID)}, xmlx.EncodeBase64(b.SignedPreKey)),
+			xmlx.TextElement("spks", nil, xmlx.EncodeBase64(b.SignedPreKeySignature)),
+			xmlx.TextElement("ik", nil, xmlx.EncodeBase64(b.IdentityKey)),
 			xmlstream.Wrap(xmlstream.MultiReader(pks...), xml.StartElement{Name: xml.Name{Local: "prekeys"}}),
 		),
 		xml.StartElement{Name: xml.Name{Space: NS, Local: "bundle"}},
@@ -292,13 +284,13 @@ func parseBundle(d xml.TokenReader, start xml.StartElement) (Bundle, error) {
 	if err := checkName(start, "bundle"); err != nil {
 		return b, err
 	}
-	if _, err := attrs(start); err != nil {
+	if _, err := strict.Attrs(start); err != nil {
 		return b, err
 	}
 	var haveSPK, haveSPKS, haveIK, havePKs bool
 	keyText := base64TextLimit(PublicKeySize)
 	for {
-		child, err := nextChild(d)
+		child, err := strict.NextChild(d)
 		if err != nil {
 			return b, err
 		}
@@ -314,7 +306,7 @@ func parseBundle(d xml.TokenReader, start xml.StartElement) (Bundle, error) {
 				return b, malformed("duplicate <spk>")
 			}
 			haveSPK = true
-			m, err := attrs(*child, "id")
+			m, err := strict.Attrs(*child, "id")
 			if err != nil {
 				return b, err
 			}
@@ -325,7 +317,7 @@ func parseBundle(d xml.TokenReader, start xml.StartElement) (Bundle, error) {
 			if b.SignedPreKeyID, err = parseUint32(id, "spk id"); err != nil {
 				return b, err
 			}
-			text, err := readText(d, keyText, "spk")
+			text, err := strict.ReadText(d, keyText, "spk")
 			if err != nil {
 				return b, err
 			}
@@ -337,10 +329,10 @@ func parseBundle(d xml.TokenReader, start xml.StartElement) (Bundle, error) {
 				return b, malformed("duplicate <spks>")
 			}
 			haveSPKS = true
-			if _, err := attrs(*child); err != nil {
+			if _, err := strict.Attrs(*child); err != nil {
 				return b, err
 			}
-			text, err := readText(d, base64TextLimit(SignatureSize), "spks")
+			text, err := strict.ReadText(d, base64TextLimit(SignatureSize), "spks")
 			if err != nil {
 				return b, err
 			}
@@ -352,10 +344,10 @@ func parseBundle(d xml.TokenReader, start xml.StartElement) (Bundle, error) {
 				return b, malformed("duplicate <ik>")
 			}
 			haveIK = true
-			if _, err := attrs(*child); err != nil {
+			if _, err := strict.Attrs(*child); err != nil {
 				return b, err
 			}
-			text, err := readText(d, keyText, "ik")
+			text, err := strict.ReadText(d, keyText, "ik")
 			if err != nil {
 				return b, err
 			}
@@ -367,7 +359,7 @@ func parseBundle(d xml.TokenReader, start xml.StartElement) (Bundle, error) {
 				return b, malformed("duplicate <prekeys>")
 			}
 			havePKs = true
-			if _, err := attrs(*child); err != nil {
+			if _, err := strict.Attrs(*child); err != nil {
 				return b, err
 			}
 			if b.PreKeys, err = parsePreKeys(d, keyText); err != nil {
@@ -388,7 +380,7 @@ func parsePreKeys(d xml.TokenReader, keyText int) ([]PreKey, error) {
 	ids := make(map[uint32]bool)
 	keys := make(map[string]bool)
 	for {
-		child, err := nextChild(d)
+		child, err := strict.NextChild(d)
 		if err != nil {
 			return nil, err
 		}
@@ -401,7 +393,7 @@ func parsePreKeys(d xml.TokenReader, keyText int) ([]PreKey, error) {
 		if len(pks) >= MaxBundlePreKeys {
 			return nil, malformed("more than %d prekeys", MaxBundlePreKeys)
 		}
-		m, err := attrs(*child, "id")
+		m, err := strict.Attrs(*child, "id")
 		if err != nil {
 			return nil, err
 		}
@@ -413,7 +405,7 @@ func parsePreKeys(d xml.TokenReader, keyText int) ([]PreKey, error) {
 		if err != nil {
 			return nil, err
 		}
-		text, err := readText(d, keyText, "pk")
+		text, err := strict.ReadText(d, keyText, "pk")
 		if err != nil {
 			return nil, err
 		}
@@ -486,11 +478,11 @@ func (e Encrypted) TokenReader() xml.TokenReader {
 	for _, ks := range e.Keys {
 		keys := make([]xml.TokenReader, 0, len(ks.Keys))
 		for _, k := range ks.Keys {
-			a := idAttr("rid", k.RID)
+			a := []xml.Attr{xmlx.UintAttr("rid", k.RID)}
 			if k.KEX {
 				a = append(a, xml.Attr{Name: xml.Name{Local: "kex"}, Value: "true"})
 			}
-			keys = append(keys, textElement("key", a, encodeBase64(k.Data)))
+			keys = append(keys, xmlx.TextElement("key", a, xmlx.EncodeBase64(k.Data)))
 		}
 		groups = append(groups, xmlstream.Wrap(xmlstream.MultiReader(keys...), xml.StartElement{
 			Name: xml.Name{Local: "keys"},
@@ -498,10 +490,10 @@ func (e Encrypted) TokenReader() xml.TokenReader {
 		}))
 	}
 	parts := []xml.TokenReader{
-		xmlstream.Wrap(xmlstream.MultiReader(groups...), xml.StartElement{Name: xml.Name{Local: "header"}, Attr: idAttr("sid", e.SID)}),
+		xmlstream.Wrap(xmlstream.MultiReader(groups...), xml.StartElement{Name: xml.Name{Local: "header"}, Attr: []xml.Attr{xmlx.UintAttr("sid", e.SID)}}),
 	}
 	if e.Payload != nil {
-		parts = append(parts, textElement("payload", nil, encodeBase64(e.Payload)))
+		parts = append(parts, xmlx.TextElement("payload", nil, xmlx.EncodeBase64(e.Payload)))
 	}
 	return xmlstream.Wrap(xmlstream.MultiReader(parts...), xml.StartElement{Name: xml.Name{Space: NS, Local: "encrypted"}})
 }
@@ -537,12 +529,12 @@ func parseEncrypted(d xml.TokenReader, start xml.StartElement) (Encrypted, error
 	if err := checkName(start, "encrypted"); err != nil {
 		return e, err
 	}
-	if _, err := attrs(start); err != nil {
+	if _, err := strict.Attrs(start); err != nil {
 		return e, err
 	}
 	var haveHeader, havePayload bool
 	for {
-		child, err := nextChild(d)
+		child, err := strict.NextChild(d)
 		if err != nil {
 			return e, err
 		}
@@ -566,14 +558,14 @@ func parseEncrypted(d xml.TokenReader, start xml.StartElement) (Encrypted, error
 				return e, malformed("duplicate <payload>")
 			}
 			havePayload = true
-			if _, err := attrs(*child); err != nil {
+			if _, err := strict.Attrs(*child); err != nil {
 				return e, err
 			}
-			text, err := readText(d, base64TextLimit(MaxPayloadSize), "payload")
+			text, err := strict.ReadText(d, base64TextLimit(MaxPayloadSize), "payload")
 			if err != nil {
 				return e, err
 			}
-			if e.Payload, err = decodeBase64(text, "payload", MaxPayloadSize); err != nil {
+			if e.Payload, err = strict.DecodeBase64(text, "payload", MaxPayloadSize); err != nil {
 				return e, err
 			}
 			if len(e.Payload) == 0 {
@@ -590,7 +582,7 @@ func parseEncrypted(d xml.TokenReader, start xml.StartElement) (Encrypted, error
 }
 
 func parseHeader(d xml.TokenReader, start xml.StartElement, e *Encrypted) error {
-	m, err := attrs(start, "sid")
+	m, err := strict.Attrs(start, "sid")
 	if err != nil {
 		return err
 	}
@@ -605,7 +597,7 @@ func parseHeader(d xml.TokenReader, start xml.StartElement, e *Encrypted) error 
 	keyText := base64TextLimit(MaxKeyDataSize)
 	jids := make(map[string]bool)
 	for {
-		child, err := nextChild(d)
+		child, err := strict.NextChild(d)
 		if err != nil {
 			return err
 		}
@@ -618,7 +610,7 @@ func parseHeader(d xml.TokenReader, start xml.StartElement, e *Encrypted) error 
 		if len(e.Keys) >= MaxKeyJIDs {
 			return malformed("more than %d <keys>", MaxKeyJIDs)
 		}
-		m, err := attrs(*child, "jid")
+		m, err := strict.Attrs(*child, "jid")
 		if err != nil {
 			return err
 		}
@@ -637,7 +629,7 @@ func parseHeader(d xml.TokenReader, start xml.StartElement, e *Encrypted) error 
 		ks := Keys{JID: j}
 		rids := make(map[uint32]bool)
 		for {
-			kc, err := nextChild(d)
+			kc, err := strict.NextChild(d)
 			if err != nil {
 				return err
 			}
@@ -651,7 +643,7 @@ func parseHeader(d xml.TokenReader, start xml.StartElement, e *Encrypted) error 
 				return malformed("more than %d <key>", MaxKeys)
 			}
 			total++
-			m, err := attrs(*kc, "rid", "kex")
+			m, err := strict.Attrs(*kc, "rid", "kex")
 			if err != nil {
 				return err
 			}
@@ -668,11 +660,11 @@ func parseHeader(d xml.TokenReader, start xml.StartElement, e *Encrypted) error 
 					return err
 				}
 			}
-			text, err := readText(d, keyText, "key")
+			text, err := strict.ReadText(d, keyText, "key")
 			if err != nil {
 				return err
 			}
-			if k.Data, err = decodeBase64(text, "key", MaxKeyDataSize); err != nil {
+			if k.Data, err = strict.DecodeBase64(text, "key", MaxKeyDataSize); err != nil {
 				return err
 			}
 			if len(k.Data) == 0 {

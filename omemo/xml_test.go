@@ -11,41 +11,13 @@ import (
 	"strings"
 	"testing"
 
+	"hush.im/internal/xmlx/xmlxtest"
 	"mellium.im/xmpp/jid"
 )
 
 func rep(b byte, n int) []byte { return bytes.Repeat([]byte{b}, n) }
 
 func b64(b []byte) string { return base64.StdEncoding.EncodeToString(b) }
-
-// encodingCase is a mellium-style encoding table entry: Value marshals to
-// exactly XML, and XML unmarshals to exactly Value.
-type encodingCase struct {
-	Value any
-	XML   string
-}
-
-func runEncodingTests(t *testing.T, cases []encodingCase) {
-	t.Helper()
-	for i, tc := range cases {
-		t.Run(fmt.Sprint(i), func(t *testing.T) {
-			out, err := xml.Marshal(tc.Value)
-			if err != nil {
-				t.Fatalf("marshal: %v", err)
-			}
-			if string(out) != tc.XML {
-				t.Fatalf("marshal:\nwant %s\ngot  %s", tc.XML, out)
-			}
-			v := reflect.New(reflect.TypeOf(tc.Value))
-			if err := xml.Unmarshal([]byte(tc.XML), v.Interface()); err != nil {
-				t.Fatalf("unmarshal: %v", err)
-			}
-			if !reflect.DeepEqual(v.Elem().Interface(), tc.Value) {
-				t.Fatalf("unmarshal:\nwant %#v\ngot  %#v", tc.Value, v.Elem().Interface())
-			}
-		})
-	}
-}
 
 var (
 	testIK   = rep(1, 32)
@@ -54,28 +26,28 @@ var (
 )
 
 func TestEncodingDeviceList(t *testing.T) {
-	runEncodingTests(t, []encodingCase{
-		{DeviceList{}, `<devices xmlns="urn:xmpp:omemo:2"></devices>`},
-		{DeviceList{Devices: []Device{{ID: 1}, {ID: MaxDeviceID}}},
-			`<devices xmlns="urn:xmpp:omemo:2"><device id="1"></device><device id="2147483647"></device></devices>`},
-		{DeviceList{Devices: []Device{{ID: 12345, Label: "Dino on Lenovo Thinkpad T495", LabelSig: rep(9, 64)}}},
-			`<devices xmlns="urn:xmpp:omemo:2"><device id="12345" label="Dino on Lenovo Thinkpad T495" labelsig="` + b64(rep(9, 64)) + `"></device></devices>`},
-		{DeviceList{Devices: []Device{{ID: 7, Label: "<&'\">"}}},
-			`<devices xmlns="urn:xmpp:omemo:2"><device id="7" label="&lt;&amp;&#39;&#34;&gt;"></device></devices>`},
+	xmlxtest.RunEncodingTests(t, []xmlxtest.EncodingCase{
+		{Value: DeviceList{}, XML: `<devices xmlns="urn:xmpp:omemo:2"></devices>`},
+		{Value: DeviceList{Devices: []Device{{ID: 1}, {ID: MaxDeviceID}}},
+			XML: `<devices xmlns="urn:xmpp:omemo:2"><device id="1"></device><device id="2147483647"></device></devices>`},
+		{Value: DeviceList{Devices: []Device{{ID: 12345, Label: "Dino on Lenovo Thinkpad T495", LabelSig: rep(9, 64)}}},
+			XML: `<devices xmlns="urn:xmpp:omemo:2"><device id="12345" label="Dino on Lenovo Thinkpad T495" labelsig="` + b64(rep(9, 64)) + `"></device></devices>`},
+		{Value: DeviceList{Devices: []Device{{ID: 7, Label: "<&'\">"}}},
+			XML: `<devices xmlns="urn:xmpp:omemo:2"><device id="7" label="&lt;&amp;&#39;&#34;&gt;"></device></devices>`},
 	})
 }
 
 func TestEncodingBundle(t *testing.T) {
-	runEncodingTests(t, []encodingCase{
-		{Bundle{SignedPreKeyID: 1, SignedPreKey: testSPK, SignedPreKeySignature: testSPKS, IdentityKey: testIK,
+	xmlxtest.RunEncodingTests(t, []xmlxtest.EncodingCase{
+		{Value: Bundle{SignedPreKeyID: 1, SignedPreKey: testSPK, SignedPreKeySignature: testSPKS, IdentityKey: testIK,
 			PreKeys: []PreKey{{ID: 1, Key: rep(10, 32)}, {ID: 100, Key: rep(11, 32)}}},
-			`<bundle xmlns="urn:xmpp:omemo:2"><spk id="1">` + b64(testSPK) + `</spk><spks>` + b64(testSPKS) +
+			XML: `<bundle xmlns="urn:xmpp:omemo:2"><spk id="1">` + b64(testSPK) + `</spk><spks>` + b64(testSPKS) +
 				`</spks><ik>` + b64(testIK) + `</ik><prekeys><pk id="1">` + b64(rep(10, 32)) + `</pk><pk id="100">` +
 				b64(rep(11, 32)) + `</pk></prekeys></bundle>`},
 		// Prekey id 0 parses (Converse.js publishes it); it is never chosen.
-		{Bundle{SignedPreKeyID: 0, SignedPreKey: testSPK, SignedPreKeySignature: testSPKS, IdentityKey: testIK,
+		{Value: Bundle{SignedPreKeyID: 0, SignedPreKey: testSPK, SignedPreKeySignature: testSPKS, IdentityKey: testIK,
 			PreKeys: []PreKey{{ID: 0, Key: rep(10, 32)}}},
-			`<bundle xmlns="urn:xmpp:omemo:2"><spk id="0">` + b64(testSPK) + `</spk><spks>` + b64(testSPKS) +
+			XML: `<bundle xmlns="urn:xmpp:omemo:2"><spk id="0">` + b64(testSPK) + `</spk><spks>` + b64(testSPKS) +
 				`</spks><ik>` + b64(testIK) + `</ik><prekeys><pk id="0">` + b64(rep(10, 32)) + `</pk></prekeys></bundle>`},
 	})
 }
@@ -83,17 +55,17 @@ func TestEncodingBundle(t *testing.T) {
 func TestEncodingEncrypted(t *testing.T) {
 	juliet := jid.MustParse("juliet@capulet.lit")
 	romeo := jid.MustParse("romeo@montague.lit")
-	runEncodingTests(t, []encodingCase{
-		{Encrypted{SID: 27183, Keys: []Keys{
+	xmlxtest.RunEncodingTests(t, []xmlxtest.EncodingCase{
+		{Value: Encrypted{SID: 27183, Keys: []Keys{
 			{JID: juliet, Keys: []Key{{RID: 31415, Data: []byte("a")}}},
 			{JID: romeo, Keys: []Key{{RID: 1337, Data: []byte("b")}, {RID: 12321, KEX: true, Data: []byte("c")}}},
 		}, Payload: []byte("payload")},
-			`<encrypted xmlns="urn:xmpp:omemo:2"><header sid="27183"><keys jid="juliet@capulet.lit"><key rid="31415">YQ==</key></keys>` +
+			XML: `<encrypted xmlns="urn:xmpp:omemo:2"><header sid="27183"><keys jid="juliet@capulet.lit"><key rid="31415">YQ==</key></keys>` +
 				`<keys jid="romeo@montague.lit"><key rid="1337">Yg==</key><key rid="12321" kex="true">Yw==</key></keys></header>` +
 				`<payload>cGF5bG9hZA==</payload></encrypted>`},
 		// Empty OMEMO message: no payload.
-		{Encrypted{SID: 1, Keys: []Keys{{JID: juliet, Keys: []Key{{RID: 2, Data: []byte{0}}}}}},
-			`<encrypted xmlns="urn:xmpp:omemo:2"><header sid="1"><keys jid="juliet@capulet.lit"><key rid="2">AA==</key></keys></header></encrypted>`},
+		{Value: Encrypted{SID: 1, Keys: []Keys{{JID: juliet, Keys: []Key{{RID: 2, Data: []byte{0}}}}}},
+			XML: `<encrypted xmlns="urn:xmpp:omemo:2"><header sid="1"><keys jid="juliet@capulet.lit"><key rid="2">AA==</key></keys></header></encrypted>`},
 	})
 }
 

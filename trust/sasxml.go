@@ -4,6 +4,7 @@ import (
 	"encoding/xml"
 	"fmt"
 
+	"hush.im/internal/xmlx"
 	"mellium.im/xmlstream"
 )
 
@@ -127,21 +128,21 @@ func (r *Reveal) check() error {
 }
 
 func sasStart(local string, sid []byte, extra ...xml.Attr) xml.StartElement {
-	a := append([]xml.Attr{{Name: xml.Name{Local: "sid"}, Value: encodeBase64(sid)}}, extra...)
+	a := append([]xml.Attr{{Name: xml.Name{Local: "sid"}, Value: xmlx.EncodeBase64(sid)}}, extra...)
 	return xml.StartElement{Name: xml.Name{Space: NSSAS, Local: local}, Attr: a}
 }
 
 func keyElements(keys [][]byte) []xml.TokenReader {
 	out := make([]xml.TokenReader, 0, len(keys)+1)
 	for _, k := range keys {
-		out = append(out, textElement("key", nil, encodeBase64(k)))
+		out = append(out, xmlx.TextElement("key", nil, xmlx.EncodeBase64(k)))
 	}
 	return out
 }
 
 // TokenReader implements xmlstream.Marshaler.
 func (c *Commit) TokenReader() xml.TokenReader {
-	children := append(keyElements(c.Keys), textElement("commitment", nil, encodeBase64(c.Commitment)))
+	children := append(keyElements(c.Keys), xmlx.TextElement("commitment", nil, xmlx.EncodeBase64(c.Commitment)))
 	return xmlstream.Wrap(xmlstream.MultiReader(children...), sasStart("commit", c.SID))
 }
 
@@ -170,7 +171,7 @@ func (c *Commit) UnmarshalXML(d *xml.Decoder, start xml.StartElement) error {
 
 // TokenReader implements xmlstream.Marshaler.
 func (a *Accept) TokenReader() xml.TokenReader {
-	children := append(keyElements(a.Keys), textElement("nonce", nil, encodeBase64(a.Nonce)))
+	children := append(keyElements(a.Keys), xmlx.TextElement("nonce", nil, xmlx.EncodeBase64(a.Nonce)))
 	return xmlstream.Wrap(xmlstream.MultiReader(children...), sasStart("accept", a.SID))
 }
 
@@ -197,7 +198,7 @@ func (a *Accept) UnmarshalXML(d *xml.Decoder, start xml.StartElement) error {
 
 // TokenReader implements xmlstream.Marshaler.
 func (r *Reveal) TokenReader() xml.TokenReader {
-	return xmlstream.Wrap(textElement("nonce", nil, encodeBase64(r.Nonce)), sasStart("reveal", r.SID))
+	return xmlstream.Wrap(xmlx.TextElement("nonce", nil, xmlx.EncodeBase64(r.Nonce)), sasStart("reveal", r.SID))
 }
 
 // WriteXML implements xmlstream.WriterTo.
@@ -249,7 +250,7 @@ func (c *Cancel) UnmarshalXML(d *xml.Decoder, start xml.StartElement) error {
 }
 
 func parseCancel(d xml.TokenReader, start xml.StartElement) (Cancel, error) {
-	if err := checkName(start, NSSAS, "cancel"); err != nil {
+	if err := strict.CheckName(start, NSSAS, "cancel"); err != nil {
 		return Cancel{}, err
 	}
 	m, err := attrs(start, []string{"sid", "reason"}, "sid", "reason")
@@ -273,7 +274,7 @@ func parseCancel(d xml.TokenReader, start xml.StartElement) (Cancel, error) {
 // parseSAS parses <local sid=…> with <key/> children (none allowed for
 // reveal) followed by exactly one <lastName/> of lastSize bytes.
 func parseSAS(d xml.TokenReader, start xml.StartElement, local, lastName string, lastSize int) (sid []byte, keys [][]byte, last []byte, err error) {
-	if err := checkName(start, NSSAS, local); err != nil {
+	if err := strict.CheckName(start, NSSAS, local); err != nil {
 		return nil, nil, nil, err
 	}
 	m, err := attrs(start, []string{"sid"}, "sid")
@@ -284,7 +285,7 @@ func parseSAS(d xml.TokenReader, start xml.StartElement, local, lastName string,
 		return nil, nil, nil, err
 	}
 	for {
-		child, err := nextChild(d)
+		child, err := strict.NextChild(d)
 		if err != nil {
 			return nil, nil, nil, err
 		}

@@ -5,6 +5,7 @@ import (
 	"encoding/xml"
 	"fmt"
 
+	"hush.im/internal/xmlx"
 	"hush.im/omemo"
 	"mellium.im/xmlstream"
 	"mellium.im/xmpp/jid"
@@ -97,7 +98,7 @@ func (tm *TrustMessage) TokenReader() xml.TokenReader {
 			if k.Trust {
 				local = "trust"
 			}
-			keys = append(keys, textElement(local, nil, encodeBase64(k.Key)))
+			keys = append(keys, xmlx.TextElement(local, nil, xmlx.EncodeBase64(k.Key)))
 		}
 		owners = append(owners, xmlstream.Wrap(xmlstream.MultiReader(keys...), xml.StartElement{
 			Name: xml.Name{Local: "key-owner"},
@@ -141,7 +142,7 @@ func (tm *TrustMessage) UnmarshalXML(d *xml.Decoder, start xml.StartElement) err
 
 func parseTrustMessage(d xml.TokenReader, start xml.StartElement) (TrustMessage, error) {
 	var tm TrustMessage
-	if err := checkName(start, NSTM, "trust-message"); err != nil {
+	if err := strict.CheckName(start, NSTM, "trust-message"); err != nil {
 		return tm, err
 	}
 	m, err := attrs(start, []string{"usage", "encryption"}, "usage", "encryption")
@@ -156,14 +157,14 @@ func parseTrustMessage(d xml.TokenReader, start xml.StartElement) (TrustMessage,
 	}
 	seen := make(map[string]bool)
 	for {
-		child, err := nextChild(d)
+		child, err := strict.NextChild(d)
 		if err != nil {
 			return tm, err
 		}
 		if child == nil {
 			break
 		}
-		if err := checkName(*child, NSTM, "key-owner"); err != nil {
+		if err := strict.CheckName(*child, NSTM, "key-owner"); err != nil {
 			return tm, err
 		}
 		if len(tm.Owners) >= MaxKeyOwners {
@@ -204,7 +205,7 @@ func parseKeyOwner(d xml.TokenReader, start xml.StartElement) (KeyOwner, error) 
 	o.JID = j
 	seen := make(map[string]bool)
 	for {
-		child, err := nextChild(d)
+		child, err := strict.NextChild(d)
 		if err != nil {
 			return o, err
 		}

@@ -3,55 +3,25 @@ package trust
 import (
 	"encoding/base64"
 	"encoding/xml"
-	"errors"
-	"io"
 	"strings"
 
-	"mellium.im/xmlstream"
+	"hush.im/internal/xmlx"
 )
 
 // This file holds the strict token-level helpers shared by the XML types.
 // They never call crypto (DESIGN: codecs never call crypto).
 
-// checkName reports whether start is the element local in ns.
-func checkName(start xml.StartElement, ns, local string) error {
-	if start.Name.Space != ns || start.Name.Local != local {
-		return malformed("expected <%s xmlns='%s'>, got <%s xmlns='%s'>", local, ns, start.Name.Local, start.Name.Space)
-	}
-	return nil
-}
-
-// isNSDecl reports whether a is a namespace declaration, which the decoder
-// reports as an attribute.
-func isNSDecl(a xml.Attr) bool {
-	return a.Name.Space == "xmlns" || (a.Name.Space == "" && a.Name.Local == "xmlns")
-}
+// strict holds the strict token-level helpers shared with the other codecs
+// (internal/xmlx); its errors wrap ErrMalformed.
+var strict = xmlx.Malformed(malformed)
 
 // attrs collects the attributes of start named in allowed; any other
 // attribute (except namespace declarations) and any duplicate is an error.
 // Every attribute in required must be present.
 func attrs(start xml.StartElement, allowed []string, required ...string) (map[string]string, error) {
-	m := make(map[string]string, len(allowed))
-	for _, a := range start.Attr {
-		if isNSDecl(a) {
-			continue
-		}
-		ok := false
-		if a.Name.Space == "" {
-			for _, name := range allowed {
-				if a.Name.Local == name {
-					ok = true
-					break
-				}
-			}
-		}
-		if !ok {
-			return nil, malformed("unexpected attribute %q on <%s>", a.Name.Local, start.Name.Local)
-		}
-		if _, dup := m[a.Name.Local]; dup {
-			return nil, malformed("duplicate attribute %q on <%s>", a.Name.Local, start.Name.Local)
-		}
-		m[a.Name.Local] = a.Value
+	m, err := strict.Attrs(start, allowed...)
+	if err != nil {
+		return nil, err
 	}
 	for _, name := range required {
 		if _, ok := m[name]; !ok {
@@ -61,38 +31,9 @@ func attrs(start xml.StartElement, allowed []string, required ...string) (map[st
 	return m, nil
 }
 
-// nextChild returns the next child element of the element being read, or
-// nil when its end element is reached. Whitespace and comments between
-// children are skipped; other character data, processing instructions and
-// directives are errors.
-func nextChild(d xml.TokenReader) (*xml.StartElement, error) {
-	for {
-		tok, err := d.Token()
-		if err != nil {
-			if errors.Is(err, io.EOF) {
-				return nil, malformed("unexpected end of input")
-			}
-			return nil, malformed("%v", err)
-		}
-		switch t := tok.(type) {
-		case xml.StartElement:
-			return &t, nil
-		case xml.EndElement:
-			return nil, nil
-		case xml.CharData:
-			if len(strings.Trim(string(t), " \t\r\n")) != 0 {
-				return nil, malformed("unexpected character data")
-			}
-		case xml.Comment:
-		default:
-			return nil, malformed("unexpected %T", tok)
-		}
-	}
-}
-
 // expectEnd reads up to the end of an element that must be empty.
 func expectEnd(d xml.TokenReader, local string) error {
-	child, err := nextChild(d)
+	child, err := strict.NextChild(d)
 	if err != nil {
 		return err
 	}
@@ -101,36 +42,6 @@ func expectEnd(d xml.TokenReader, local string) error {
 	}
 	return nil
 }
-
-// readText reads the character data of a text-only element up to and
-// including its end element. Child elements are an error; limit bounds the
-// text in bytes.
-func readText(d xml.TokenReader, limit int, what string) (string, error) {
-	var b strings.Builder
-	for {
-		tok, err := d.Token()
-		if err != nil {
-			if errors.Is(err, io.EOF) {
-				return "", malformed("unexpected end of input")
-			}
-			return "", malformed("%v", err)
-		}
-		switch t := tok.(type) {
-		case xml.CharData:
-			if b.Len()+len(t) > limit {
-				return "", malformed("%s longer than %d bytes", what, limit)
-			}
-			b.Write(t)
-		case xml.EndElement:
-			return b.String(), nil
-		case xml.Comment:
-		default:
-			return "", malformed("unexpected %T in %s", tok, what)
-		}
-	}
-}
-
-var strictB64 = base64.StdEncoding.Strict()
 
 // decodeBase64 decodes padded standard base64 (RFC 4648 §4) of 1 to limit
 // bytes. It accepts no whitespace and rejects non-canonical trailing bits,
@@ -142,7 +53,7 @@ func decodeBase64(s, what string, limit int) ([]byte, error) {
 	if len(s) > base64.StdEncoding.EncodedLen(limit) {
 		return nil, malformed("%s longer than %d bytes", what, limit)
 	}
-	b, err := strictB64.DecodeString(s)
+	b, err := xmlx.StrictBase64.DecodeString(s)
 	if err != nil || strings.ContainsAny(s, "\r\n") {
 		return nil, malformed("%s is not canonical base64", what)
 	}
@@ -171,7 +82,7 @@ func readBase64(d xml.TokenReader, what string, size int) ([]byte, error) {
 	if limit < 0 {
 		limit = -limit
 	}
-	text, err := readText(d, base64.StdEncoding.EncodedLen(limit), what)
+	text, err := strict.ReadText(d, base64.StdEncoding.EncodedLen(limit), what)
 	if err != nil {
 		return nil, err
 	}
@@ -179,14 +90,4 @@ func readBase64(d xml.TokenReader, what string, size int) ([]byte, error) {
 		return decodeBase64(text, what, limit)
 	}
 	return decodeFixed(text, what, size)
-}
-
-func encodeBase64(b []byte) string {
-	return base64.StdEncoding.EncodeToString(b)
-}
-
-// textElement is <local a…>text</local> in the namespace inherited from
-// its parent.
-func textElement(local string, a []xml.Attr, text string) xml.TokenReader {
-	return xmlstream.Wrap(xmlstream.Token(xml.CharData(text)), xml.StartElement{Name: xml.Name{Local: local}, Attr: a})
 }

@@ -10,7 +10,8 @@
 // offers no TLS: plain TCP on 127.0.0.1 only, with
 // c2s_require_encryption = false and allow_unencrypted_plain_auth = true.
 //
-// Tests use the sibling harness internal/prosodytest.
+// Tests use the sibling harness internal/prosodytest, which builds on the
+// pieces exported here (Config, Launch, Process, Ctl and the helpers).
 package prosody // import "hush.im/internal/prosody"
 
 import (
@@ -20,6 +21,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"os"
 	"os/exec"
@@ -29,7 +31,6 @@ import (
 	"strings"
 	"sync"
 	"syscall"
-	"text/template"
 	"time"
 )
 
@@ -42,17 +43,24 @@ const (
 // Domain is the virtual host the server serves.
 const Domain = "localhost"
 
+// GroupName is the mod_groups group every Options.Users member is in.
+const GroupName = "hush"
+
 // Timeouts: Prosody 0.12 starts in well under a second on loopback; the
 // limits only bound a broken start or stop.
 const (
 	startTimeout = 15 * time.Second
 	stopTimeout  = 5 * time.Second
 	ctlTimeout   = 15 * time.Second
-	pollInterval = 20 * time.Millisecond
+	pollInterval = 10 * time.Millisecond
 )
 
 // ErrNotInstalled reports that the Prosody binaries are missing.
 var ErrNotInstalled = errors.New("prosody: not installed")
+
+// ErrPortTaken reports that a port chosen by FreePort was taken by another
+// process before Prosody bound it; the caller may retry with new ports.
+var ErrPortTaken = errors.New("port already in use")
 
 // Options configures Start.
 type Options struct {
@@ -79,14 +87,10 @@ type Server struct {
 
 	dir, cfg, ctl string
 	passwords     map[string]string
-	cmd           *exec.Cmd
-	exited        chan struct{}
-	waitErr       error
+	proc          *Process
 	stopOnce      sync.Once
 	stopErr       error
 }
-
-var localpartRE = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,63}$`)
 
 // Start writes the configuration, creates the accounts and starts
 // Prosody in the foreground (prosody -F) in a process group of its own,
@@ -114,44 +118,40 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	if err := os.MkdirAll(s.DataDir, 0o700); err != nil {
 		return nil, err
 	}
-	var groups strings.Builder
-	groups.WriteString("[hush]\n")
 	for _, u := range opts.Users {
-		if !localpartRE.MatchString(u) {
-			return nil, fmt.Errorf("prosody: user name %q: want lower-case letters, digits, '.', '_' or '-'", u)
+		if err := CheckLocalpart(u); err != nil {
+			return nil, fmt.Errorf("prosody: %w", err)
 		}
-		fmt.Fprintf(&groups, "%s@%s\n", u, Domain)
 	}
-	if err := os.WriteFile(filepath.Join(opts.Dir, "groups.txt"), []byte(groups.String()), 0o600); err != nil {
+	if err := WriteGroups(opts.Dir, Domain, opts.Users); err != nil {
 		return nil, err
 	}
-	port, err := freePort()
+	port, err := FreePort()
 	if err != nil {
 		return nil, err
 	}
 	s.Addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-	var cfg bytes.Buffer
-	if err := cfgTmpl.Execute(&cfg, map[string]any{
-		"Dir": opts.Dir, "DataDir": s.DataDir, "LogPath": s.LogPath, "Domain": Domain,
-		"Port": port, "Root": os.Geteuid() == 0,
-	}); err != nil {
+	cfg, err := Config{
+		Dir: opts.Dir, DataDir: s.DataDir, LogPath: s.LogPath, Domain: Domain,
+		C2SPort: port, Root: os.Geteuid() == 0,
+	}.Render()
+	if err != nil {
 		return nil, err
 	}
-	if err := os.WriteFile(s.cfg, cfg.Bytes(), 0o600); err != nil {
+	if err := os.WriteFile(s.cfg, cfg, 0o600); err != nil {
 		return nil, err
 	}
 	for _, u := range opts.Users {
-		var b [12]byte
-		if _, err := rand.Read(b[:]); err != nil {
+		pw, err := RandomPassword()
+		if err != nil {
 			return nil, err
 		}
-		pw := hex.EncodeToString(b[:])
-		if err := s.run(ctx, "register", u, Domain, pw); err != nil {
+		if _, err := Ctl(ctx, s.ctl, s.dir, s.cfg, "register", u, Domain, pw); err != nil {
 			return nil, err
 		}
 		s.passwords[u] = pw
 	}
-	if err := s.start(ctx, opts.Prosody); err != nil {
+	if s.proc, err = Launch(ctx, opts.Prosody, s.dir, s.cfg, s.LogPath, s.Addr); err != nil {
 		return nil, err
 	}
 	return s, nil
@@ -163,93 +163,143 @@ func (s *Server) Password(user string) string { return s.passwords[user] }
 // JID returns the bare JID of the account user, as a string.
 func (s *Server) JID(user string) string { return user + "@" + Domain }
 
-func (s *Server) run(ctx context.Context, args ...string) error {
-	ctx, cancel := context.WithTimeout(ctx, ctlTimeout)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, s.ctl, append([]string{"--config", s.cfg}, args...)...)
-	cmd.Dir = s.dir
-	cmd.Env = append(os.Environ(), "HOME="+s.dir)
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		return fmt.Errorf("prosodyctl %s: %v: %s", args[0], err, strings.TrimSpace(string(out)))
-	}
-	return nil
+// Stop sends SIGTERM to Prosody's process group, waits, then kills what is
+// left of the group.
+// It is safe to call more than once and from several goroutines.
+func (s *Server) Stop() error {
+	s.stopOnce.Do(func() { s.stopErr = s.proc.Stop() })
+	return s.stopErr
 }
 
-func (s *Server) start(ctx context.Context, prosody string) error {
-	out, err := os.Create(filepath.Join(s.dir, "prosody.out"))
+// FilesContaining returns the files under DataDir that contain needle.
+func (s *Server) FilesContaining(needle []byte) ([]string, error) {
+	return FilesContaining(s.DataDir, needle)
+}
+
+// Ctl runs prosodyctl (the binary ctl) with the configuration cfg, in and
+// with HOME set to dir, and returns its combined output.
+func Ctl(ctx context.Context, ctl, dir, cfg string, args ...string) ([]byte, error) {
+	ctx, cancel := context.WithTimeout(ctx, ctlTimeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, ctl, append([]string{"--config", cfg}, args...)...)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "HOME="+dir)
+	out, err := cmd.CombinedOutput()
 	if err != nil {
-		return err
+		return out, fmt.Errorf("prosodyctl %s: %w: %s", args[0], err, lastLine(out))
 	}
-	cmd := exec.Command(prosody, "--config", s.cfg, "-F")
-	cmd.Dir = s.dir
-	cmd.Env = append(os.Environ(), "HOME="+s.dir)
+	return out, nil
+}
+
+// A Process is a Prosody running in the foreground in a process group of
+// its own.
+type Process struct {
+	cmd     *exec.Cmd
+	exited  chan struct{}
+	waitErr error
+}
+
+// Launch runs the binary prosody with the configuration cfg in the
+// foreground (prosody -F), in and with HOME set to dir, and waits until
+// its log logPath reports the c2s service on the port of c2sAddr and every
+// address in c2sAddr and extra accepts connections. It returns ErrPortTaken
+// (after stopping Prosody) when a port was taken.
+func Launch(ctx context.Context, prosody, dir, cfg, logPath, c2sAddr string, extra ...string) (*Process, error) {
+	// A previous attempt's log must not be mistaken for this one's.
+	_ = os.Remove(logPath)
+	outPath := filepath.Join(dir, "prosody.out")
+	out, err := os.Create(outPath)
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(prosody, "--config", cfg, "-F")
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "HOME="+dir)
 	cmd.Stdout, cmd.Stderr = out, out
 	// Own process group: Stop kills leftovers by group, never by name.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
 		out.Close()
-		return err
+		return nil, err
 	}
-	s.cmd = cmd
-	s.exited = make(chan struct{})
+	p := &Process{cmd: cmd, exited: make(chan struct{})}
 	go func() {
-		s.waitErr = cmd.Wait()
+		p.waitErr = cmd.Wait()
 		out.Close()
-		close(s.exited)
+		close(p.exited)
 	}()
-	_, port, _ := net.SplitHostPort(s.Addr)
+	_, port, _ := net.SplitHostPort(c2sAddr)
 	want := fmt.Sprintf("Activated service 'c2s' on [127.0.0.1]:%s", port)
+	addrs := append([]string{c2sAddr}, extra...)
 	deadline := time.Now().Add(startTimeout)
 	for time.Now().Before(deadline) && ctx.Err() == nil {
 		select {
-		case <-s.exited:
-			b, _ := os.ReadFile(filepath.Join(s.dir, "prosody.out"))
-			return fmt.Errorf("prosody exited during start-up: %v: %s", s.waitErr, strings.TrimSpace(string(b)))
+		case <-p.exited:
+			b, _ := os.ReadFile(outPath)
+			return nil, fmt.Errorf("prosody exited during start-up: %v; output: %s", p.waitErr, lastLine(b))
 		default:
 		}
-		log, _ := os.ReadFile(s.LogPath)
-		if bytes.Contains(log, []byte(want)) {
-			if c, err := net.DialTimeout("tcp4", s.Addr, time.Second); err == nil {
-				c.Close()
-				return nil
-			}
+		log, _ := os.ReadFile(logPath)
+		if bytes.Contains(log, []byte("Failed to open server port")) {
+			_ = p.Stop()
+			return nil, ErrPortTaken
+		}
+		if bytes.Contains(log, []byte(want)) && dialable(addrs) {
+			return p, nil
 		}
 		time.Sleep(pollInterval)
 	}
-	s.stop()
-	return fmt.Errorf("prosody did not open %s within %v", s.Addr, startTimeout)
+	_ = p.Stop()
+	return nil, fmt.Errorf("prosody did not open %s within %v", c2sAddr, startTimeout)
+}
+
+// Exited is closed once the Prosody process has exited.
+func (p *Process) Exited() <-chan struct{} { return p.exited }
+
+func dialable(addrs []string) bool {
+	for _, a := range addrs {
+		c, err := net.DialTimeout("tcp4", a, time.Second)
+		if err != nil {
+			return false
+		}
+		c.Close()
+	}
+	return true
 }
 
 // Stop sends SIGTERM to Prosody's process group, waits, then kills what is
-// left of the group.
-// It is safe to call more than once and from several goroutines.
-func (s *Server) Stop() error {
-	s.stopOnce.Do(func() { s.stopErr = s.stop() })
-	return s.stopErr
-}
-
-func (s *Server) stop() error {
-	if s.cmd == nil || s.cmd.Process == nil {
+// left of the group. Call it once.
+func (p *Process) Stop() error {
+	if p == nil {
 		return nil
 	}
-	pgid := s.cmd.Process.Pid
+	pgid := p.cmd.Process.Pid
+	select {
+	case <-p.exited:
+		_ = syscall.Kill(-pgid, syscall.SIGKILL) // leftovers, if any
+		return nil
+	default:
+	}
 	_ = syscall.Kill(-pgid, syscall.SIGTERM)
 	select {
-	case <-s.exited:
+	case <-p.exited:
 		_ = syscall.Kill(-pgid, syscall.SIGKILL)
 		return nil
 	case <-time.After(stopTimeout):
 	}
 	_ = syscall.Kill(-pgid, syscall.SIGKILL)
-	<-s.exited
+	<-p.exited
 	return fmt.Errorf("prosody did not stop within %v of SIGTERM; killed", stopTimeout)
 }
 
-// FilesContaining returns the files under DataDir that contain needle.
-func (s *Server) FilesContaining(needle []byte) ([]string, error) {
+// FilesContaining returns the files under dataDir (relative to it) whose
+// content contains needle, which must not be empty.
+func FilesContaining(dataDir string, needle []byte) ([]string, error) {
+	if len(needle) == 0 {
+		return nil, errors.New("prosody: empty needle")
+	}
 	var hits []string
-	err := filepath.WalkDir(s.DataDir, func(path string, d os.DirEntry, err error) error {
+	err := filepath.WalkDir(dataDir, func(path string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() {
 			return err
 		}
@@ -258,7 +308,7 @@ func (s *Server) FilesContaining(needle []byte) ([]string, error) {
 			return err
 		}
 		if bytes.Contains(b, needle) {
-			rel, _ := filepath.Rel(s.DataDir, path)
+			rel, _ := filepath.Rel(dataDir, path)
 			hits = append(hits, rel)
 		}
 		return nil
@@ -266,8 +316,10 @@ func (s *Server) FilesContaining(needle []byte) ([]string, error) {
 	return hits, err
 }
 
-// freePort returns a port that was free on 127.0.0.1 a moment ago.
-func freePort() (int, error) {
+// FreePort returns a port that was free on 127.0.0.1 a moment ago. Prosody
+// opens its own sockets, so the port is released before it starts; Launch
+// detects the rare case that someone else took it meanwhile.
+func FreePort() (int, error) {
 	l, err := net.Listen("tcp4", "127.0.0.1:0")
 	if err != nil {
 		return 0, err
@@ -276,53 +328,38 @@ func freePort() (int, error) {
 	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
-// luaString quotes s as a Lua string literal; it refuses control
-// characters.
-func luaString(s string) (string, error) {
-	for _, r := range s {
-		if r < 0x20 || r == 0x7f {
-			return "", fmt.Errorf("prosody: control character in %q", s)
-		}
+// RandomPassword returns a fresh random account password.
+func RandomPassword() (string, error) {
+	var b [12]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", err
 	}
-	return `"` + strings.NewReplacer(`\`, `\\`, `"`, `\"`).Replace(s) + `"`, nil
+	return hex.EncodeToString(b[:]), nil
 }
 
-var cfgTmpl = template.Must(template.New("cfg").Funcs(template.FuncMap{
-	"lua":  luaString,
-	"join": func(a, b string) string { return a + "/" + b },
-}).Parse(`-- Written by hush.im/internal/prosody. Throwaway loopback server.
-{{if .Root}}run_as_root = true
-{{end}}pidfile = {{lua (join .Dir "prosody.pid")}}
-data_path = {{lua .DataDir}}
-plugin_paths = { }
-use_ipv6 = false
-interfaces = { "127.0.0.1" }
-local_interfaces = { "127.0.0.1" }
-c2s_ports = { {{.Port}} }
-c2s_direct_tls_ports = { }
-legacy_ssl_ports = { }
-s2s_ports = { }
-component_ports = { }
-http_ports = { }
-https_ports = { }
+var localpartRE = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,63}$`)
 
-modules_enabled = { "roster"; "saslauth"; "disco"; "carbons"; "pep"; "mam"; "register"; "smacks"; "groups"; "ping" }
-modules_disabled = { "s2s" }
-
--- Loopback only: plaintext c2s.
-c2s_require_encryption = false
-allow_unencrypted_plain_auth = true
-authentication = "internal_hashed"
-storage = "internal"
-allow_registration = false
-
-groups_file = {{lua (join .Dir "groups.txt")}}
-default_archive_policy = true
-archive_expires_after = "never"
-
-log = {
-	{ levels = { min = "info" }, to = "file", filename = {{lua .LogPath}} };
+// CheckLocalpart checks that u is an account name the servers accept:
+// lower-case letters, digits, '.', '_' and '-', at most 64 bytes.
+func CheckLocalpart(u string) error {
+	if !localpartRE.MatchString(u) {
+		return fmt.Errorf("user name %q: want lower-case letters, digits, '.', '_' or '-'", u)
+	}
+	return nil
 }
 
-VirtualHost {{lua .Domain}}
-`))
+// WriteGroups writes dir/groups.txt, the mod_groups file that puts every
+// user@domain of users in GroupName.
+func WriteGroups(dir, domain string, users []string) error {
+	var b strings.Builder
+	fmt.Fprintf(&b, "[%s]\n", GroupName)
+	for _, u := range users {
+		fmt.Fprintf(&b, "%s@%s\n", u, domain)
+	}
+	return os.WriteFile(filepath.Join(dir, "groups.txt"), []byte(b.String()), 0o600)
+}
+
+func lastLine(b []byte) string {
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	return lines[len(lines)-1]
+}

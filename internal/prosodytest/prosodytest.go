@@ -33,56 +33,41 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
-	"encoding/hex"
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"io/fs"
 	"math/big"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
+	"hush.im/internal/prosody"
 	"mellium.im/xmpp/jid"
 )
 
 // Paths of the Prosody binaries (Debian package prosody).
 const (
-	ProsodyPath    = "/usr/bin/prosody"
-	ProsodyctlPath = "/usr/bin/prosodyctl"
+	ProsodyPath    = prosody.DefaultProsody
+	ProsodyctlPath = prosody.DefaultProsodyctl
 )
 
 // Domain is the virtual host every server serves.
-const Domain = "localhost"
+const Domain = prosody.Domain
 
-// Timeouts of the harness. Prosody 0.12 starts in well under a second on
-// loopback; the limits only bound a broken start or stop.
-const (
-	startTimeout = 15 * time.Second
-	stopTimeout  = 5 * time.Second
-	ctlTimeout   = 15 * time.Second
-	pollInterval = 10 * time.Millisecond
-	// startAttempts bounds retries when the free port chosen for Prosody was
-	// taken by another process between choosing and binding.
-	startAttempts = 3
-)
+// startAttempts bounds retries when the free port chosen for Prosody was
+// taken by another process between choosing and binding.
+const startAttempts = 3
 
 // LogDirEnv names an environment variable: when set to a directory, the
 // harness copies each server's log there (named after the test) before the
 // temporary directory is removed.
 const LogDirEnv = "PROSODYTEST_LOG_DIR"
-
-// groupName is the mod_groups group every Options.Users member is in.
-const groupName = "hush"
 
 // Options configures a server.
 type Options struct {
@@ -132,9 +117,7 @@ type Server struct {
 	opts      Options
 	mu        sync.Mutex
 	passwords map[string]string
-	cmd       *exec.Cmd
-	exited    chan struct{}
-	waitErr   error
+	proc      *prosody.Process
 }
 
 // Start starts a Prosody for t and registers its stop with t.Cleanup. It
@@ -156,7 +139,7 @@ func Start(t testing.TB, opts Options) *Server {
 		opts.MaxArchiveResults = 250
 	}
 	for _, u := range opts.Users {
-		if err := checkLocalpart(u); err != nil {
+		if err := prosody.CheckLocalpart(u); err != nil {
 			t.Fatalf("prosodytest: %v", err)
 		}
 	}
@@ -182,7 +165,7 @@ func Start(t testing.TB, opts Options) *Server {
 		}
 		s.CA = pool
 	}
-	if err := s.writeGroups(); err != nil {
+	if err := prosody.WriteGroups(dir, s.Domain, opts.Users); err != nil {
 		t.Fatalf("prosodytest: %v", err)
 	}
 
@@ -201,7 +184,7 @@ func Start(t testing.TB, opts Options) *Server {
 		err := s.start()
 		if err == nil {
 			t.Cleanup(func() {
-				if err := s.stop(); err != nil {
+				if err := s.proc.Stop(); err != nil {
 					t.Errorf("prosodytest: stopping prosody: %v", err)
 				}
 				if t.Failed() {
@@ -214,15 +197,13 @@ func Start(t testing.TB, opts Options) *Server {
 			return s
 		}
 		lastErr = err
-		if !errors.Is(err, errPortTaken) {
+		if !errors.Is(err, prosody.ErrPortTaken) {
 			break
 		}
 	}
 	t.Fatalf("prosodytest: starting prosody: %v\n%s", lastErr, tail(s.LogPath, 40))
 	return nil
 }
-
-var errPortTaken = errors.New("port already in use")
 
 // JID returns the bare JID of the account user.
 func (s *Server) JID(user string) jid.JID {
@@ -251,7 +232,7 @@ func (s *Server) TLSConfig() *tls.Config {
 // random password, and returns its JID. It works while the server runs.
 func (s *Server) Register(t testing.TB, user string) jid.JID {
 	t.Helper()
-	if err := checkLocalpart(user); err != nil {
+	if err := prosody.CheckLocalpart(user); err != nil {
 		t.Fatalf("prosodytest: %v", err)
 	}
 	if err := s.registerAll([]string{user}); err != nil {
@@ -263,40 +244,14 @@ func (s *Server) Register(t testing.TB, user string) jid.JID {
 // Ctl runs prosodyctl with the server's configuration and returns its
 // combined output.
 func (s *Server) Ctl(args ...string) ([]byte, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), ctlTimeout)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, ProsodyctlPath, append([]string{"--config", s.ConfigPath}, args...)...)
-	cmd.Env = append(os.Environ(), "HOME="+s.Dir)
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		return out, fmt.Errorf("prosodyctl %s: %w: %s", args[0], err, lastLine(out))
-	}
-	return out, nil
+	return prosody.Ctl(context.Background(), ProsodyctlPath, s.Dir, s.ConfigPath, args...)
 }
 
 // FilesContaining returns the files under DataDir (relative to it) whose
 // content contains needle: what a test asserts is empty for plaintext that
 // must never reach the server in the clear.
 func (s *Server) FilesContaining(needle []byte) ([]string, error) {
-	if len(needle) == 0 {
-		return nil, errors.New("prosodytest: empty needle")
-	}
-	var hits []string
-	err := filepath.WalkDir(s.DataDir, func(path string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
-		b, err := os.ReadFile(path)
-		if err != nil {
-			return err
-		}
-		if bytes.Contains(b, needle) {
-			rel, _ := filepath.Rel(s.DataDir, path)
-			hits = append(hits, rel)
-		}
-		return nil
-	})
-	return hits, err
+	return prosody.FilesContaining(s.DataDir, needle)
 }
 
 // registerAll creates the accounts with prosodyctl, in parallel.
@@ -304,7 +259,7 @@ func (s *Server) registerAll(users []string) error {
 	var wg sync.WaitGroup
 	errs := make([]error, len(users))
 	for i, u := range users {
-		pw, err := randomPassword()
+		pw, err := prosody.RandomPassword()
 		if err != nil {
 			return err
 		}
@@ -324,58 +279,20 @@ func (s *Server) registerAll(users []string) error {
 	return errors.Join(errs...)
 }
 
-func randomPassword() (string, error) {
-	b := make([]byte, 12)
-	if _, err := rand.Read(b); err != nil {
-		return "", err
-	}
-	return hex.EncodeToString(b), nil
-}
-
-var localpartRE = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,63}$`)
-
-func checkLocalpart(u string) error {
-	if !localpartRE.MatchString(u) {
-		return fmt.Errorf("user name %q: want lower-case letters, digits, '.', '_' or '-'", u)
-	}
-	return nil
-}
-
-func (s *Server) writeGroups() error {
-	var b strings.Builder
-	fmt.Fprintf(&b, "[%s]\n", groupName)
-	for _, u := range s.opts.Users {
-		fmt.Fprintf(&b, "%s@%s\n", u, s.Domain)
-	}
-	return os.WriteFile(filepath.Join(s.Dir, "groups.txt"), []byte(b.String()), 0o600)
-}
-
-// freePort returns a port that was free on 127.0.0.1 a moment ago. Prosody
-// opens its own sockets, so the port is released before it starts; start
-// detects the rare case that someone else took it meanwhile.
-func freePort() (int, error) {
-	l, err := net.Listen("tcp4", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
-
 func (s *Server) writeConfig() error {
-	c2s, err := freePort()
+	c2s, err := prosody.FreePort()
 	if err != nil {
 		return err
 	}
 	s.Addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(c2s))
 	direct := 0
 	if s.opts.TLS {
-		if direct, err = freePort(); err != nil {
+		if direct, err = prosody.FreePort(); err != nil {
 			return err
 		}
 		s.DirectTLSAddr = net.JoinHostPort("127.0.0.1", strconv.Itoa(direct))
 	}
-	cfg, err := renderConfig(configData{
+	cfg, err := prosody.Config{
 		Dir:               s.Dir,
 		DataDir:           s.DataDir,
 		LogPath:           s.LogPath,
@@ -387,95 +304,25 @@ func (s *Server) writeConfig() error {
 		MaxArchiveResults: s.opts.MaxArchiveResults,
 		Debug:             s.opts.Debug,
 		Root:              os.Geteuid() == 0,
-	})
+	}.Render()
 	if err != nil {
 		return err
 	}
 	return os.WriteFile(s.ConfigPath, cfg, 0o600)
 }
 
-// start runs prosody in the foreground and waits until its c2s port is
-// open.
+// start runs prosody in the foreground and waits until its ports are open.
 func (s *Server) start() error {
-	// A previous attempt's log must not be mistaken for this one's.
-	_ = os.Remove(s.LogPath)
-	out, err := os.Create(filepath.Join(s.Dir, "prosody.out"))
+	var extra []string
+	if s.DirectTLSAddr != "" {
+		extra = append(extra, s.DirectTLSAddr)
+	}
+	p, err := prosody.Launch(context.Background(), ProsodyPath, s.Dir, s.ConfigPath, s.LogPath, s.Addr, extra...)
 	if err != nil {
 		return err
 	}
-	cmd := exec.Command(ProsodyPath, "--config", s.ConfigPath, "-F")
-	cmd.Dir = s.Dir
-	cmd.Env = append(os.Environ(), "HOME="+s.Dir)
-	cmd.Stdout = out
-	cmd.Stderr = out
-	// Own process group: stop kills leftovers by group, never by name.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		out.Close()
-		return err
-	}
-	s.cmd = cmd
-	s.exited = make(chan struct{})
-	go func() {
-		s.waitErr = cmd.Wait()
-		out.Close()
-		close(s.exited)
-	}()
-
-	want := fmt.Sprintf("Activated service 'c2s' on [127.0.0.1]:%s", portOf(s.Addr))
-	deadline := time.Now().Add(startTimeout)
-	for time.Now().Before(deadline) {
-		select {
-		case <-s.exited:
-			return fmt.Errorf("prosody exited during start-up: %v; output: %s", s.waitErr, lastLine(readFile(filepath.Join(s.Dir, "prosody.out"))))
-		default:
-		}
-		log := readFile(s.LogPath)
-		if bytes.Contains(log, []byte("Failed to open server port")) {
-			_ = s.stop()
-			return errPortTaken
-		}
-		if bytes.Contains(log, []byte(want)) && dialable(s.Addr) && (s.DirectTLSAddr == "" || dialable(s.DirectTLSAddr)) {
-			return nil
-		}
-		time.Sleep(pollInterval)
-	}
-	_ = s.stop()
-	return fmt.Errorf("prosody did not open %s within %v", s.Addr, startTimeout)
-}
-
-func dialable(addr string) bool {
-	c, err := net.DialTimeout("tcp4", addr, time.Second)
-	if err != nil {
-		return false
-	}
-	c.Close()
-	return true
-}
-
-// stop sends SIGTERM to Prosody's process group, waits, then kills what is
-// left of the group.
-func (s *Server) stop() error {
-	if s.cmd == nil || s.cmd.Process == nil {
-		return nil
-	}
-	pgid := s.cmd.Process.Pid
-	select {
-	case <-s.exited:
-		_ = syscall.Kill(-pgid, syscall.SIGKILL) // leftovers, if any
-		return nil
-	default:
-	}
-	_ = syscall.Kill(-pgid, syscall.SIGTERM)
-	select {
-	case <-s.exited:
-		_ = syscall.Kill(-pgid, syscall.SIGKILL)
-		return nil
-	case <-time.After(stopTimeout):
-	}
-	_ = syscall.Kill(-pgid, syscall.SIGKILL)
-	<-s.exited
-	return fmt.Errorf("prosody did not stop within %v of SIGTERM; killed", stopTimeout)
+	s.proc = p
+	return nil
 }
 
 func keepLog(t testing.TB, from, dir string) {
@@ -486,21 +333,6 @@ func keepLog(t testing.TB, from, dir string) {
 	if err != nil {
 		t.Logf("prosodytest: keeping the log: %v", err)
 	}
-}
-
-func portOf(addr string) string {
-	_, p, _ := net.SplitHostPort(addr)
-	return p
-}
-
-func readFile(path string) []byte {
-	b, _ := os.ReadFile(path)
-	return b
-}
-
-func lastLine(b []byte) string {
-	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
-	return lines[len(lines)-1]
 }
 
 // tail returns the last n lines of a file.

@@ -87,11 +87,12 @@ func TestIntegrationStop(t *testing.T) {
 		s = Start(t, Options{})
 	})
 	select {
-	case <-s.exited:
+	case <-s.proc.Exited():
 	default:
 		t.Fatal("prosody still running after cleanup")
 	}
-	if dialable(s.Addr) {
+	if c, err := net.DialTimeout("tcp4", s.Addr, time.Second); err == nil {
+		c.Close()
 		t.Error("port still open after stop")
 	}
 }

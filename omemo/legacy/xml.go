@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 
+	"hush.im/internal/xmlx"
 	"mellium.im/xmlstream"
 )
 
@@ -112,7 +113,7 @@ func (l DeviceList) TokenReader() xml.TokenReader {
 	for _, id := range l.Devices {
 		children = append(children, xmlstream.Wrap(nil, xml.StartElement{
 			Name: xml.Name{Local: "device"},
-			Attr: []xml.Attr{uintAttr("id", id)},
+			Attr: []xml.Attr{xmlx.UintAttr("id", id)},
 		}))
 	}
 	return xmlstream.Wrap(xmlstream.MultiReader(children...), xml.StartElement{Name: xml.Name{Space: NS, Local: "list"}})
@@ -149,12 +150,12 @@ func parseDeviceList(d xml.TokenReader, start xml.StartElement) (DeviceList, err
 	if err := checkName(start, "list"); err != nil {
 		return l, err
 	}
-	if _, err := attrs(start); err != nil {
+	if _, err := strict.Attrs(start); err != nil {
 		return l, err
 	}
 	seen := make(map[uint32]bool)
 	for n := 0; ; n++ {
-		child, err := nextChild(d)
+		child, err := strict.NextChild(d)
 		if err != nil {
 			return l, err
 		}
@@ -167,7 +168,7 @@ func parseDeviceList(d xml.TokenReader, start xml.StartElement) (DeviceList, err
 		if n >= MaxDevices {
 			return l, malformed("more than %d devices", MaxDevices)
 		}
-		m, err := attrs(*child, "id")
+		m, err := strict.Attrs(*child, "id")
 		if err != nil {
 			return l, err
 		}
@@ -242,13 +243,13 @@ func (b *Bundle) SignBit() byte {
 func (b Bundle) TokenReader() xml.TokenReader {
 	pks := make([]xml.TokenReader, 0, len(b.PreKeys))
 	for _, pk := range b.PreKeys {
-		pks = append(pks, textElement("preKeyPublic", []xml.Attr{uintAttr("preKeyId", pk.ID)}, encodeSerializedKey(pk.Key)))
+		pks = append(pks, xmlx.TextElement("preKeyPublic", []xml.Attr{xmlx.UintAttr("preKeyId", pk.ID)}, encodeSerializedKey(pk.Key)))
 	}
 	return xmlstream.Wrap(
 		xmlstream.MultiReader(
-			textElement("signedPreKeyPublic", []xml.Attr{uintAttr("signedPreKeyId", b.SignedPreKeyID)}, encodeSerializedKey(b.SignedPreKey)),
-			textElement("signedPreKeySignature", nil, encodeBase64(b.SignedPreKeySignature)),
-			textElement("identityKey", nil, encodeSerializedKey(b.IdentityKey)),
+			xmlx.TextElement("signedPreKeyPublic", []xml.Attr{xmlx.UintAttr("signedPreKeyId", b.SignedPreKeyID)}, encodeSerializedKey(b.SignedPreKey)),
+			xmlx.TextElement("signedPreKeySignature", nil, xmlx.EncodeBase64(b.SignedPreKeySignature)),
+			xmlx.TextElement("identityKey", nil, encodeSerializedKey(b.IdentityKey)),
 			xmlstream.Wrap(xmlstream.MultiReader(pks...), xml.StartElement{Name: xml.Name{Local: "prekeys"}}),
 		),
 		xml.StartElement{Name: xml.Name{Space: NS, Local: "bundle"}},
@@ -287,13 +288,13 @@ func parseBundle(d xml.TokenReader, start xml.StartElement) (Bundle, error) {
 	if err := checkName(start, "bundle"); err != nil {
 		return b, err
 	}
-	if _, err := attrs(start); err != nil {
+	if _, err := strict.Attrs(start); err != nil {
 		return b, err
 	}
 	var haveSPK, haveSig, haveIK, havePKs bool
 	keyText := base64TextLimit(SerializedKeySize)
 	for {
-		child, err := nextChild(d)
+		child, err := strict.NextChild(d)
 		if err != nil {
 			return b, err
 		}
@@ -309,7 +310,7 @@ func parseBundle(d xml.TokenReader, start xml.StartElement) (Bundle, error) {
 				return b, malformed("duplicate <signedPreKeyPublic>")
 			}
 			haveSPK = true
-			m, err := attrs(*child, "signedPreKeyId")
+			m, err := strict.Attrs(*child, "signedPreKeyId")
 			if err != nil {
 				return b, err
 			}
@@ -320,7 +321,7 @@ func parseBundle(d xml.TokenReader, start xml.StartElement) (Bundle, error) {
 			if b.SignedPreKeyID, err = parseUint32(id, "signedPreKeyId"); err != nil {
 				return b, err
 			}
-			text, err := readText(d, keyText, "signedPreKeyPublic")
+			text, err := strict.ReadText(d, keyText, "signedPreKeyPublic")
 			if err != nil {
 				return b, err
 			}
@@ -332,14 +333,14 @@ func parseBundle(d xml.TokenReader, start xml.StartElement) (Bundle, error) {
 				return b, malformed("duplicate <signedPreKeySignature>")
 			}
 			haveSig = true
-			if _, err := attrs(*child); err != nil {
+			if _, err := strict.Attrs(*child); err != nil {
 				return b, err
 			}
-			text, err := readText(d, base64TextLimit(SignatureSize), "signedPreKeySignature")
+			text, err := strict.ReadText(d, base64TextLimit(SignatureSize), "signedPreKeySignature")
 			if err != nil {
 				return b, err
 			}
-			if b.SignedPreKeySignature, err = decodeBase64(text, "signedPreKeySignature", SignatureSize); err != nil {
+			if b.SignedPreKeySignature, err = strict.DecodeBase64(text, "signedPreKeySignature", SignatureSize); err != nil {
 				return b, err
 			}
 			if len(b.SignedPreKeySignature) != SignatureSize {
@@ -350,10 +351,10 @@ func parseBundle(d xml.TokenReader, start xml.StartElement) (Bundle, error) {
 				return b, malformed("duplicate <identityKey>")
 			}
 			haveIK = true
-			if _, err := attrs(*child); err != nil {
+			if _, err := strict.Attrs(*child); err != nil {
 				return b, err
 			}
-			text, err := readText(d, keyText, "identityKey")
+			text, err := strict.ReadText(d, keyText, "identityKey")
 			if err != nil {
 				return b, err
 			}
@@ -365,7 +366,7 @@ func parseBundle(d xml.TokenReader, start xml.StartElement) (Bundle, error) {
 				return b, malformed("duplicate <prekeys>")
 			}
 			havePKs = true
-			if _, err := attrs(*child); err != nil {
+			if _, err := strict.Attrs(*child); err != nil {
 				return b, err
 			}
 			if b.PreKeys, err = parsePreKeys(d, keyText); err != nil {
@@ -386,7 +387,7 @@ func parsePreKeys(d xml.TokenReader, keyText int) ([]PreKey, error) {
 	ids := make(map[uint32]bool)
 	keys := make(map[string]bool)
 	for {
-		child, err := nextChild(d)
+		child, err := strict.NextChild(d)
 		if err != nil {
 			return nil, err
 		}
@@ -399,7 +400,7 @@ func parsePreKeys(d xml.TokenReader, keyText int) ([]PreKey, error) {
 		if len(pks) >= MaxBundlePreKeys {
 			return nil, malformed("more than %d prekeys", MaxBundlePreKeys)
 		}
-		m, err := attrs(*child, "preKeyId")
+		m, err := strict.Attrs(*child, "preKeyId")
 		if err != nil {
 			return nil, err
 		}
@@ -411,7 +412,7 @@ func parsePreKeys(d xml.TokenReader, keyText int) ([]PreKey, error) {
 		if err != nil {
 			return nil, err
 		}
-		text, err := readText(d, keyText, "preKeyPublic")
+		text, err := strict.ReadText(d, keyText, "preKeyPublic")
 		if err != nil {
 			return nil, err
 		}
@@ -483,18 +484,18 @@ func (e *Encrypted) KeysFor(rid uint32) []Key {
 func (e Encrypted) TokenReader() xml.TokenReader {
 	children := make([]xml.TokenReader, 0, len(e.Keys)+1)
 	for _, k := range e.Keys {
-		a := []xml.Attr{uintAttr("rid", k.RID)}
+		a := []xml.Attr{xmlx.UintAttr("rid", k.RID)}
 		if k.PreKey {
 			a = append(a, xml.Attr{Name: xml.Name{Local: "prekey"}, Value: "true"})
 		}
-		children = append(children, textElement("key", a, encodeBase64(k.Data)))
+		children = append(children, xmlx.TextElement("key", a, xmlx.EncodeBase64(k.Data)))
 	}
-	children = append(children, textElement("iv", nil, encodeBase64(e.IV)))
+	children = append(children, xmlx.TextElement("iv", nil, xmlx.EncodeBase64(e.IV)))
 	parts := []xml.TokenReader{
-		xmlstream.Wrap(xmlstream.MultiReader(children...), xml.StartElement{Name: xml.Name{Local: "header"}, Attr: []xml.Attr{uintAttr("sid", e.SID)}}),
+		xmlstream.Wrap(xmlstream.MultiReader(children...), xml.StartElement{Name: xml.Name{Local: "header"}, Attr: []xml.Attr{xmlx.UintAttr("sid", e.SID)}}),
 	}
 	if e.Payload != nil {
-		parts = append(parts, textElement("payload", nil, encodeBase64(e.Payload)))
+		parts = append(parts, xmlx.TextElement("payload", nil, xmlx.EncodeBase64(e.Payload)))
 	}
 	return xmlstream.Wrap(xmlstream.MultiReader(parts...), xml.StartElement{Name: xml.Name{Space: NS, Local: "encrypted"}})
 }
@@ -532,12 +533,12 @@ func parseEncrypted(d xml.TokenReader, start xml.StartElement) (Encrypted, error
 	if err := checkName(start, "encrypted"); err != nil {
 		return e, err
 	}
-	if _, err := attrs(start); err != nil {
+	if _, err := strict.Attrs(start); err != nil {
 		return e, err
 	}
 	var haveHeader, havePayload bool
 	for {
-		child, err := nextChild(d)
+		child, err := strict.NextChild(d)
 		if err != nil {
 			return e, err
 		}
@@ -561,14 +562,14 @@ func parseEncrypted(d xml.TokenReader, start xml.StartElement) (Encrypted, error
 				return e, malformed("duplicate <payload>")
 			}
 			havePayload = true
-			if _, err := attrs(*child); err != nil {
+			if _, err := strict.Attrs(*child); err != nil {
 				return e, err
 			}
-			text, err := readText(d, base64TextLimit(MaxPayloadSize), "payload")
+			text, err := strict.ReadText(d, base64TextLimit(MaxPayloadSize), "payload")
 			if err != nil {
 				return e, err
 			}
-			if e.Payload, err = decodeBase64(text, "payload", MaxPayloadSize); err != nil {
+			if e.Payload, err = strict.DecodeBase64(text, "payload", MaxPayloadSize); err != nil {
 				return e, err
 			}
 		default:
@@ -582,7 +583,7 @@ func parseEncrypted(d xml.TokenReader, start xml.StartElement) (Encrypted, error
 }
 
 func parseHeader(d xml.TokenReader, start xml.StartElement, e *Encrypted) error {
-	m, err := attrs(start, "sid")
+	m, err := strict.Attrs(start, "sid")
 	if err != nil {
 		return err
 	}
@@ -596,7 +597,7 @@ func parseHeader(d xml.TokenReader, start xml.StartElement, e *Encrypted) error 
 	haveIV := false
 	keyText := base64TextLimit(MaxKeyDataSize)
 	for {
-		child, err := nextChild(d)
+		child, err := strict.NextChild(d)
 		if err != nil {
 			return err
 		}
@@ -611,7 +612,7 @@ func parseHeader(d xml.TokenReader, start xml.StartElement, e *Encrypted) error 
 			if len(e.Keys) >= MaxKeys {
 				return malformed("more than %d <key>", MaxKeys)
 			}
-			m, err := attrs(*child, "rid", "prekey")
+			m, err := strict.Attrs(*child, "rid", "prekey")
 			if err != nil {
 				return err
 			}
@@ -628,11 +629,11 @@ func parseHeader(d xml.TokenReader, start xml.StartElement, e *Encrypted) error 
 					return err
 				}
 			}
-			text, err := readText(d, keyText, "key")
+			text, err := strict.ReadText(d, keyText, "key")
 			if err != nil {
 				return err
 			}
-			if k.Data, err = decodeBase64(text, "key", MaxKeyDataSize); err != nil {
+			if k.Data, err = strict.DecodeBase64(text, "key", MaxKeyDataSize); err != nil {
 				return err
 			}
 			e.Keys = append(e.Keys, k)
@@ -641,14 +642,14 @@ func parseHeader(d xml.TokenReader, start xml.StartElement, e *Encrypted) error 
 				return malformed("duplicate <iv>")
 			}
 			haveIV = true
-			if _, err := attrs(*child); err != nil {
+			if _, err := strict.Attrs(*child); err != nil {
 				return err
 			}
-			text, err := readText(d, base64TextLimit(LegacyIVSize), "iv")
+			text, err := strict.ReadText(d, base64TextLimit(LegacyIVSize), "iv")
 			if err != nil {
 				return err
 			}
-			if e.IV, err = decodeBase64(text, "iv", LegacyIVSize); err != nil {
+			if e.IV, err = strict.DecodeBase64(text, "iv", LegacyIVSize); err != nil {
 				return err
 			}
 			if err := checkIV(e.IV); err != nil {
@@ -693,7 +694,7 @@ func unmarshalXML(b []byte, v any) error {
 		} else if err != nil {
 			return malformed("%v", err)
 		}
-		if cd, ok := tok.(xml.CharData); ok && strings.Trim(string(cd), xmlSpace) == "" {
+		if cd, ok := tok.(xml.CharData); ok && strings.Trim(string(cd), xmlx.Space) == "" {
 			continue
 		}
 		return malformed("trailing data after the element")

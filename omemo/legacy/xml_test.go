@@ -9,6 +9,8 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"hush.im/internal/xmlx/xmlxtest"
 )
 
 func rep(b byte, n int) []byte { return bytes.Repeat([]byte{b}, n) }
@@ -17,35 +19,6 @@ func b64(b []byte) string { return base64.StdEncoding.EncodeToString(b) }
 
 // k33 is the wire form of a raw key: base64(0x05 ‖ key).
 func k33(key []byte) string { return b64(append([]byte{KeyType}, key...)) }
-
-// encodingCase is a mellium-style encoding table entry: Value marshals to
-// exactly XML, and XML unmarshals to exactly Value.
-type encodingCase struct {
-	Value any
-	XML   string
-}
-
-func runEncodingTests(t *testing.T, cases []encodingCase) {
-	t.Helper()
-	for i, tc := range cases {
-		t.Run(fmt.Sprint(i), func(t *testing.T) {
-			out, err := xml.Marshal(tc.Value)
-			if err != nil {
-				t.Fatalf("marshal: %v", err)
-			}
-			if string(out) != tc.XML {
-				t.Fatalf("marshal:\nwant %s\ngot  %s", tc.XML, out)
-			}
-			v := reflect.New(reflect.TypeOf(tc.Value))
-			if err := xml.Unmarshal([]byte(tc.XML), v.Interface()); err != nil {
-				t.Fatalf("unmarshal: %v", err)
-			}
-			if !reflect.DeepEqual(v.Elem().Interface(), tc.Value) {
-				t.Fatalf("unmarshal:\nwant %#v\ngot  %#v", tc.Value, v.Elem().Interface())
-			}
-		})
-	}
-}
 
 // decodeCase is XML that other implementations write and python-oldmemo
 // accepts, which decodes to Value but re-encodes canonically.
@@ -93,12 +66,12 @@ var (
 const nsAttr = `xmlns="eu.siacs.conversations.axolotl"`
 
 func TestEncodingDeviceList(t *testing.T) {
-	runEncodingTests(t, []encodingCase{
-		{DeviceList{}, `<list ` + nsAttr + `></list>`},
-		{DeviceList{Devices: []uint32{12345, 4223, 31415}},
-			`<list ` + nsAttr + `><device id="12345"></device><device id="4223"></device><device id="31415"></device></list>`},
-		{DeviceList{Devices: []uint32{MinDeviceID, MaxDeviceID}},
-			`<list ` + nsAttr + `><device id="1"></device><device id="2147483647"></device></list>`},
+	xmlxtest.RunEncodingTests(t, []xmlxtest.EncodingCase{
+		{Value: DeviceList{}, XML: `<list ` + nsAttr + `></list>`},
+		{Value: DeviceList{Devices: []uint32{12345, 4223, 31415}},
+			XML: `<list ` + nsAttr + `><device id="12345"></device><device id="4223"></device><device id="31415"></device></list>`},
+		{Value: DeviceList{Devices: []uint32{MinDeviceID, MaxDeviceID}},
+			XML: `<list ` + nsAttr + `><device id="1"></device><device id="2147483647"></device></list>`},
 	})
 }
 
@@ -152,17 +125,17 @@ func TestBadDeviceList(t *testing.T) {
 }
 
 func TestEncodingBundle(t *testing.T) {
-	runEncodingTests(t, []encodingCase{
-		{Bundle{SignedPreKeyID: 1, SignedPreKey: testSPK, SignedPreKeySignature: testSig, IdentityKey: testIK,
+	xmlxtest.RunEncodingTests(t, []xmlxtest.EncodingCase{
+		{Value: Bundle{SignedPreKeyID: 1, SignedPreKey: testSPK, SignedPreKeySignature: testSig, IdentityKey: testIK,
 			PreKeys: []PreKey{{ID: 1, Key: rep(10, 32)}, {ID: 100, Key: rep(11, 32)}}},
-			`<bundle ` + nsAttr + `><signedPreKeyPublic signedPreKeyId="1">` + k33(testSPK) + `</signedPreKeyPublic>` +
+			XML: `<bundle ` + nsAttr + `><signedPreKeyPublic signedPreKeyId="1">` + k33(testSPK) + `</signedPreKeyPublic>` +
 				`<signedPreKeySignature>` + b64(testSig) + `</signedPreKeySignature><identityKey>` + k33(testIK) +
 				`</identityKey><prekeys><preKeyPublic preKeyId="1">` + k33(rep(10, 32)) + `</preKeyPublic>` +
 				`<preKeyPublic preKeyId="100">` + k33(rep(11, 32)) + `</preKeyPublic></prekeys></bundle>`},
 		// Prekey id 0 parses (Converse.js publishes it); it is never chosen.
-		{Bundle{SignedPreKeyID: 0, SignedPreKey: testSPK, SignedPreKeySignature: testSig, IdentityKey: testIK,
+		{Value: Bundle{SignedPreKeyID: 0, SignedPreKey: testSPK, SignedPreKeySignature: testSig, IdentityKey: testIK,
 			PreKeys: []PreKey{{ID: 0, Key: rep(10, 32)}}},
-			`<bundle ` + nsAttr + `><signedPreKeyPublic signedPreKeyId="0">` + k33(testSPK) + `</signedPreKeyPublic>` +
+			XML: `<bundle ` + nsAttr + `><signedPreKeyPublic signedPreKeyId="0">` + k33(testSPK) + `</signedPreKeyPublic>` +
 				`<signedPreKeySignature>` + b64(testSig) + `</signedPreKeySignature><identityKey>` + k33(testIK) +
 				`</identityKey><prekeys><preKeyPublic preKeyId="0">` + k33(rep(10, 32)) + `</preKeyPublic></prekeys></bundle>`},
 	})
@@ -248,21 +221,21 @@ func TestBadBundle(t *testing.T) {
 
 func TestEncodingEncrypted(t *testing.T) {
 	iv := rep(7, IVSize)
-	runEncodingTests(t, []encodingCase{
-		{Encrypted{SID: 27183, Keys: []Key{{RID: 31415, Data: []byte("a")}, {RID: 12321, PreKey: true, Data: []byte("b")}},
+	xmlxtest.RunEncodingTests(t, []xmlxtest.EncodingCase{
+		{Value: Encrypted{SID: 27183, Keys: []Key{{RID: 31415, Data: []byte("a")}, {RID: 12321, PreKey: true, Data: []byte("b")}},
 			IV: iv, Payload: []byte("payload")},
-			`<encrypted ` + nsAttr + `><header sid="27183"><key rid="31415">YQ==</key><key rid="12321" prekey="true">Yg==</key>` +
+			XML: `<encrypted ` + nsAttr + `><header sid="27183"><key rid="31415">YQ==</key><key rid="12321" prekey="true">Yg==</key>` +
 				`<iv>` + b64(iv) + `</iv></header><payload>cGF5bG9hZA==</payload></encrypted>`},
 		// KeyTransportElement: no payload, still an IV.
-		{Encrypted{SID: 1, Keys: []Key{{RID: 2, Data: []byte{0}}}, IV: iv},
-			`<encrypted ` + nsAttr + `><header sid="1"><key rid="2">AA==</key><iv>` + b64(iv) + `</iv></header></encrypted>`},
+		{Value: Encrypted{SID: 1, Keys: []Key{{RID: 2, Data: []byte{0}}}, IV: iv},
+			XML: `<encrypted ` + nsAttr + `><header sid="1"><key rid="2">AA==</key><iv>` + b64(iv) + `</iv></header></encrypted>`},
 		// Two accounts' devices may share a rid.
-		{Encrypted{SID: 1, Keys: []Key{{RID: 5, Data: []byte{1}}, {RID: 5, PreKey: true, Data: []byte{2}}}, IV: rep(8, LegacyIVSize), Payload: []byte{}},
-			`<encrypted ` + nsAttr + `><header sid="1"><key rid="5">AQ==</key><key rid="5" prekey="true">Ag==</key>` +
+		{Value: Encrypted{SID: 1, Keys: []Key{{RID: 5, Data: []byte{1}}, {RID: 5, PreKey: true, Data: []byte{2}}}, IV: rep(8, LegacyIVSize), Payload: []byte{}},
+			XML: `<encrypted ` + nsAttr + `><header sid="1"><key rid="5">AQ==</key><key rid="5" prekey="true">Ag==</key>` +
 				`<iv>` + b64(rep(8, LegacyIVSize)) + `</iv></header><payload></payload></encrypted>`},
 		// No keys at all is schema-valid (and for nobody).
-		{Encrypted{SID: MaxDeviceID, IV: iv},
-			`<encrypted ` + nsAttr + `><header sid="2147483647"><iv>` + b64(iv) + `</iv></header></encrypted>`},
+		{Value: Encrypted{SID: MaxDeviceID, IV: iv},
+			XML: `<encrypted ` + nsAttr + `><header sid="2147483647"><iv>` + b64(iv) + `</iv></header></encrypted>`},
 	})
 }
 
