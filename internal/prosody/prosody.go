@@ -298,12 +298,40 @@ func FilesContaining(dataDir string, needle []byte) ([]string, error) {
 	if len(needle) == 0 {
 		return nil, errors.New("prosody: empty needle")
 	}
+	// Prosody writes a file as name~ and renames it into place; a file that
+	// vanishes under the walk means the directory changed while it was read,
+	// so the walk starts again rather than skip what replaced it.
+	const attempts = 5
+	for i := 0; ; i++ {
+		hits, err := filesContaining(dataDir, needle)
+		if errors.Is(err, errVanished) && i < attempts {
+			time.Sleep(50 * time.Millisecond)
+			continue
+		}
+		return hits, err
+	}
+}
+
+// errVanished reports a file that disappeared while FilesContaining read the
+// directory.
+var errVanished = errors.New("prosody: a data file vanished during the walk")
+
+func filesContaining(dataDir string, needle []byte) ([]string, error) {
 	var hits []string
 	err := filepath.WalkDir(dataDir, func(path string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
+		if err != nil {
+			if path != dataDir && errors.Is(err, fs.ErrNotExist) {
+				return errVanished
+			}
 			return err
 		}
+		if d.IsDir() {
+			return nil
+		}
 		b, err := os.ReadFile(path)
+		if errors.Is(err, fs.ErrNotExist) {
+			return errVanished
+		}
 		if err != nil {
 			return err
 		}
