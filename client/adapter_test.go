@@ -5,6 +5,7 @@ import (
 	"encoding/xml"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -12,6 +13,7 @@ import (
 	"mellium.im/xmpp/jid"
 
 	"hush.im/omemo"
+	"hush.im/omemo/legacy"
 	"hush.im/omemo/memstore"
 	"hush.im/ox"
 	"hush.im/sce"
@@ -30,6 +32,53 @@ func (e *quietEngine) Decrypt(ctx context.Context, in *Incoming) (*sce.Stanza, *
 		return nil, nil, fmt.Errorf("%w: again", ErrDuplicate)
 	}
 	return e.testEngine.Decrypt(ctx, in)
+}
+
+// The engine's names and features follow its mode: OMEMO 2 alone, both
+// protocols, or legacy OMEMO alone.
+func TestOMEMOModes(t *testing.T) {
+	for _, tc := range []struct {
+		name        string
+		legacy, v2  bool
+		names       []xml.Name
+		only        omemo.Protocol
+		has, hasNot []string
+	}{
+		{"omemo2", false, true, nil, omemo.ProtocolOMEMO2,
+			[]string{omemo.NS, omemo.NodeDevices + "+notify", sce.NS},
+			[]string{legacy.NS, legacy.NodeDeviceList + "+notify"}},
+		{"both", true, true, []xml.Name{OMEMOLegacyEncrypted}, 0,
+			[]string{omemo.NS, omemo.NodeDevices + "+notify", sce.NS, legacy.NS, legacy.NodeDeviceList + "+notify"},
+			nil},
+		{"legacy only", true, false, []xml.Name{OMEMOLegacyEncrypted}, omemo.ProtocolLegacy,
+			[]string{legacy.NS, legacy.NodeDeviceList + "+notify"},
+			[]string{omemo.NS, omemo.NodeDevices + "+notify", sce.NS}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			o := newOMEMO(nil, nil, nil, 0)
+			o.legacy, o.v2 = tc.legacy, tc.v2
+			if o.Encrypted() != OMEMOEncrypted {
+				t.Errorf("Encrypted = %v", o.Encrypted())
+			}
+			if got := o.EncryptedNames(); !slices.Equal(got, tc.names) {
+				t.Errorf("EncryptedNames = %v, want %v", got, tc.names)
+			}
+			if got := o.only(); got != tc.only {
+				t.Errorf("only = %v, want %v", got, tc.only)
+			}
+			fs := o.Features()
+			for _, f := range tc.has {
+				if !slices.Contains(fs, f) {
+					t.Errorf("features %v lack %s", fs, f)
+				}
+			}
+			for _, f := range tc.hasNot {
+				if slices.Contains(fs, f) {
+					t.Errorf("features %v have %s", fs, f)
+				}
+			}
+		})
+	}
 }
 
 // Stanzas with nothing for the application never reach handlers; other
@@ -91,6 +140,13 @@ func TestConvertOMEMOReport(t *testing.T) {
 			{JID: bob, Device: "9", Reason: omemo.ReasonInvalidBundle.String(), Err: bad},
 			{JID: bob, Reason: omemo.ReasonNoDeviceList.String()},
 		}},
+		{&omemo.Report{Devices: []omemo.DeviceReport{
+			{JID: bob, DeviceID: 7, Protocol: omemo.ProtocolOMEMO2},
+			{JID: bob, DeviceID: 8, Protocol: omemo.ProtocolLegacy, Withheld: []xml.Name{{Space: "urn:example", Local: "x"}}},
+		}}, []DeviceReport{
+			{JID: bob, Device: "7", Sent: true, Protocol: OMEMOEncrypted},
+			{JID: bob, Device: "8", Sent: true, Protocol: OMEMOLegacyEncrypted, Withheld: []xml.Name{{Space: "urn:example", Local: "x"}}},
+		}},
 	} {
 		got := convertOMEMOReport(tc.in)
 		if tc.in == nil {
@@ -104,7 +160,11 @@ func TestConvertOMEMOReport(t *testing.T) {
 		}
 		for i, d := range got.Devices {
 			w := tc.want[i]
-			if !d.JID.Equal(w.JID) || d.Device != w.Device || d.Sent != w.Sent || d.Reason != w.Reason || d.Err != w.Err {
+			if w.Protocol == (xml.Name{}) {
+				w.Protocol = d.Protocol // cases without a protocol check
+			}
+			if !d.JID.Equal(w.JID) || d.Device != w.Device || d.Sent != w.Sent || d.Reason != w.Reason || d.Err != w.Err ||
+				d.Protocol != w.Protocol || !slices.Equal(d.Withheld, w.Withheld) {
 				t.Errorf("device %d: got %+v, want %+v", i, d, w)
 			}
 		}

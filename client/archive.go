@@ -5,6 +5,7 @@ import (
 	"encoding/xml"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -221,7 +222,8 @@ func (c *Client) CatchUp(ctx context.Context, q ArchiveQuery, fn func(*Incoming)
 	c.mu.Lock()
 	var batched []CatchUpEngine
 	for _, e := range c.engines {
-		if ce, ok := e.(CatchUpEngine); ok {
+		// An engine added under several names (MultiEngine) is told once.
+		if ce, ok := e.(CatchUpEngine); ok && !slices.Contains(batched, ce) {
 			batched = append(batched, ce)
 		}
 	}

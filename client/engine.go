@@ -57,6 +57,35 @@ type Engine interface {
 	Decrypt(ctx context.Context, in *Incoming) (*sce.Stanza, *Security, error)
 }
 
+// MultiEngine is implemented by an Engine whose protocol has more than one
+// encrypted element, e.g. an OMEMO engine that speaks OMEMO 2
+// ({urn:xmpp:omemo:2 encrypted}, XEP-0384 §5.5.3) and legacy OMEMO
+// ({eu.siacs.conversations.axolotl encrypted}, XEP-0384 0.3). Incoming
+// stanzas with a child of any of these names go to Decrypt, SendEncrypted
+// accepts any of them as the protocol, and the engine's output must carry
+// at least one of them. Encrypted is the primary name and need not be
+// repeated.
+type MultiEngine interface {
+	Engine
+	// EncryptedNames returns the further element names. They must not
+	// change.
+	EncryptedNames() []xml.Name
+}
+
+// engineNames returns every encrypted element name of e, Encrypted first,
+// without duplicates.
+func engineNames(e Engine) []xml.Name {
+	names := []xml.Name{e.Encrypted()}
+	if m, ok := e.(MultiEngine); ok {
+		for _, n := range m.EncryptedNames() {
+			if !slices.Contains(names, n) {
+				names = append(names, n)
+			}
+		}
+	}
+	return names
+}
+
 // CatchUpEngine is implemented by an Engine that batches its work while
 // the client pages through an archive (XEP-0384 §5.6.1: defer replies to
 // key exchanges until catch-up is done). CatchUp calls BeginCatchUp before
@@ -178,6 +207,15 @@ type DeviceReport struct {
 	Device string
 	// Sent is true when the device got a key.
 	Sent bool
+	// Protocol is the element the device's key travelled in, for an
+	// engine that speaks several protocols (MultiEngine): for OMEMO,
+	// OMEMOEncrypted or OMEMOLegacyEncrypted. Zero when not known.
+	Protocol xml.Name
+	// Withheld names the elements of the stanza the device does not get
+	// although it got a key: legacy OMEMO protects the body alone, so
+	// every other element only an SCE envelope could protect is withheld
+	// from legacy devices (XEP-0384 0.3 §Sending a message).
+	Withheld []xml.Name
 	// Reason says why the device got no key, e.g. "untrusted", "no bundle".
 	Reason string
 	// Err gives detail, if any.
@@ -214,14 +252,20 @@ func (r *Report) Skipped() []DeviceReport {
 
 // AddEngine adds an encryption protocol. Its features are advertised from
 // the next presence on (and at once if the client is online). Adding a
-// second engine with the same Encrypted name replaces the first.
+// second engine with the same Encrypted name replaces the first; an engine
+// that implements MultiEngine is added under each of its names, replacing
+// whatever engine had that name.
 func (c *Client) AddEngine(e Engine) error {
-	n := e.Encrypted()
-	if n.Space == "" || n.Local == "" {
-		return fmt.Errorf("client: engine without an encrypted element name")
+	names := engineNames(e)
+	for _, n := range names {
+		if n.Space == "" || n.Local == "" {
+			return fmt.Errorf("client: engine without an encrypted element name")
+		}
 	}
 	c.mu.Lock()
-	c.engines[n] = e
+	for _, n := range names {
+		c.engines[n] = e
+	}
 	c.mu.Unlock()
 	return c.featuresChanged()
 }
@@ -278,22 +322,25 @@ func (c *Client) seal(ctx context.Context, protocol xml.Name, plain *sce.Stanza)
 	if rep == nil || len(rep.Sent()) == 0 {
 		return nil, rep, ErrNoRecipientDevice
 	}
-	if err := checkNoLeak(plain, out, protocol); err != nil {
+	if err := checkNoLeak(plain, out, engineNames(e)...); err != nil {
 		return nil, rep, err
 	}
 	return out, rep, nil
 }
 
-// checkNoLeak verifies that out carries the encrypted element and none of
-// plain's sensitive children (XEP-0420 §7: everything but the
-// server-processed elements goes into the envelope) unchanged in the
-// clear.
-func checkNoLeak(plain, out *sce.Stanza, protocol xml.Name) error {
+// checkNoLeak verifies that out carries one of the encrypted elements
+// protocols (at least one) and none of plain's sensitive children
+// (XEP-0420 §7: everything but the server-processed elements goes into the
+// envelope) unchanged in the clear.
+func checkNoLeak(plain, out *sce.Stanza, protocols ...xml.Name) error {
 	if out == nil {
 		return fmt.Errorf("%w: no stanza", ErrPlaintextLeak)
 	}
-	if _, ok := stanzaChild(out, protocol); !ok {
-		return fmt.Errorf("%w: no <%s/> element", ErrPlaintextLeak, protocol.Local)
+	if len(protocols) == 0 {
+		return fmt.Errorf("%w: no encrypted element name", ErrPlaintextLeak)
+	}
+	if !slices.ContainsFunc(out.Children, func(ch sce.Element) bool { return slices.Contains(protocols, ch.Name) }) {
+		return fmt.Errorf("%w: no <%s/> element", ErrPlaintextLeak, protocols[0].Local)
 	}
 	var sensitive [][]byte
 	for _, ch := range plain.Children {
@@ -307,7 +354,7 @@ func checkNoLeak(plain, out *sce.Stanza, protocol xml.Name) error {
 		sensitive = append(sensitive, b)
 	}
 	for _, ch := range out.Children {
-		if ch.Name == protocol {
+		if slices.Contains(protocols, ch.Name) {
 			continue
 		}
 		b, err := marshalElement(ch)

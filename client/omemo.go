@@ -14,6 +14,7 @@ import (
 	"mellium.im/xmpp/jid"
 
 	"hush.im/omemo"
+	"hush.im/omemo/legacy"
 	"hush.im/sce"
 )
 
@@ -50,6 +51,13 @@ const (
 // (XEP-0384 §5.5.3), the protocol name SendEncrypted takes for OMEMO 2.
 var OMEMOEncrypted = xml.Name{Space: omemo.NS, Local: "encrypted"}
 
+// OMEMOLegacyEncrypted is the name of the legacy OMEMO <encrypted/>
+// element (XEP-0384 0.3 §Sending a message), which Security.Protocol
+// reports for a message that arrived with legacy OMEMO. SendEncrypted
+// takes it as a synonym of OMEMOEncrypted when the engine speaks legacy
+// OMEMO: the engine picks the protocol per device either way.
+var OMEMOLegacyEncrypted = xml.Name{Space: legacy.NS, Local: "encrypted"}
+
 // OMEMOOptions configures NewOMEMO.
 type OMEMOOptions struct {
 	// Trust decides which devices are given the key of a message
@@ -63,6 +71,19 @@ type OMEMOOptions struct {
 	// RepairInterval is the shortest time between two repairs of the
 	// session with one device; zero means DefaultRepairInterval.
 	RepairInterval time.Duration
+	// Legacy makes the device speak legacy OMEMO (XEP-0384 0.3,
+	// eu.siacs.conversations.axolotl) beside OMEMO 2, with the same
+	// identity and device id: it also publishes the legacy device list and
+	// bundle (open), follows the contacts' legacy device lists, and
+	// encrypts to each device with OMEMO 2 when the device announces
+	// OMEMO 2 and with legacy OMEMO otherwise (legacy devices get the body
+	// alone; the report lists the rest as Withheld). Off by default: the
+	// device then speaks OMEMO 2 alone.
+	Legacy bool
+	// LegacyOnly makes the device speak legacy OMEMO alone, as clients
+	// without OMEMO 2 do: it publishes and follows the legacy nodes only.
+	// It implies Legacy.
+	LegacyOnly bool
 }
 
 // OMEMO is the OMEMO 2 engine of a Client (XEP-0384 0.9.1,
@@ -75,11 +96,22 @@ type OMEMOOptions struct {
 // heartbeats with empty messages, refetching the device list of a sender
 // that was not on it (§6). That work runs on a goroutine of its own, never
 // on the receive path or inside an IQ handler.
+//
+// With OMEMOOptions.Legacy it also speaks legacy OMEMO (XEP-0384 0.3,
+// eu.siacs.conversations.axolotl) with the same identity and device id:
+// it publishes the legacy device list and bundle, follows the legacy
+// device lists, fetches legacy bundles by node, encrypts to each device
+// with the newest protocol it announces, decrypts legacy messages (it is
+// a MultiEngine: OMEMOLegacyEncrypted routes to it too) and answers legacy
+// key exchanges with empty legacy messages.
 type OMEMO struct {
 	c      *Client
 	m      *omemo.Manager
 	trust  omemo.TrustPolicy
 	repair time.Duration
+	// legacy: legacy OMEMO is spoken too; v2 is false for a legacy-only
+	// device.
+	legacy, v2 bool
 
 	work chan struct{} // wakes the follow-up goroutine
 	run  sync.Mutex    // held while follow-up work runs
@@ -91,8 +123,14 @@ type OMEMO struct {
 	refresh    map[string]jid.JID       // device lists to refetch
 	empties    map[string]omemo.Address // devices owed an empty message
 	repairs    map[string]omemo.Address // devices to build a new session with
-	repaired   map[string]time.Time     // last repair per device
-	refreshed  map[string]time.Time     // last refetch asked by a message, per JID
+	// The same for legacy OMEMO.
+	legacyBundle   bool
+	legacyAnnounce bool
+	legacyRefresh  map[string]jid.JID
+	legacyEmpties  map[string]omemo.Address
+	legacyRepairs  map[string]omemo.Address
+	repaired       map[string]time.Time // last repair per device
+	refreshed      map[string]time.Time // last refetch asked by a message, per JID
 }
 
 // NewOMEMO starts the OMEMO 2 engine of c with the device state in store
@@ -109,16 +147,36 @@ func NewOMEMO(ctx context.Context, c *Client, store omemo.Store, opts *OMEMOOpti
 		opts = &OMEMOOptions{}
 	}
 	o := newOMEMO(c, nil, opts.Trust, opts.RepairInterval)
+	o.legacy = opts.Legacy || opts.LegacyOnly
+	o.v2 = !opts.LegacyOnly
 	own := c.JID().Bare()
-	current, err := o.fetchDeviceList(ctx, own)
-	if err != nil {
-		return nil, fmt.Errorf("client: omemo: fetching the own device list: %w", err)
-	}
-	if current != nil {
-		// Before omemo.New, so that a new identity avoids listed ids.
-		if err := store.Update(func(tx omemo.Tx) error { return tx.PutDeviceList(own, current.Clone()) }); err != nil {
-			return nil, fmt.Errorf("client: omemo: %w", err)
+	var current *omemo.DeviceList
+	var currentLegacy *legacy.DeviceList
+	var err error
+	if o.v2 {
+		if current, err = o.fetchDeviceList(ctx, own); err != nil {
+			return nil, fmt.Errorf("client: omemo: fetching the own device list: %w", err)
 		}
+	}
+	if o.legacy {
+		if currentLegacy, err = o.fetchLegacyDeviceList(ctx, own); err != nil {
+			return nil, fmt.Errorf("client: omemo: fetching the own legacy device list: %w", err)
+		}
+	}
+	// Before omemo.New, so that a new identity avoids listed ids.
+	err = store.Update(func(tx omemo.Tx) error {
+		if current != nil {
+			if err := tx.PutDeviceList(own, current.Clone()); err != nil {
+				return err
+			}
+		}
+		if currentLegacy != nil {
+			return tx.PutLegacyDeviceList(own, &legacy.DeviceList{Devices: slices.Clone(currentLegacy.Devices)})
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("client: omemo: %w", err)
 	}
 	mopts := opts.Manager
 	mopts.Trust = o.trust
@@ -132,13 +190,27 @@ func NewOMEMO(ctx context.Context, c *Client, store omemo.Store, opts *OMEMOOpti
 	if err := o.publishBundle(ctx); err != nil {
 		return nil, err
 	}
-	if err := o.announceDevice(ctx, current); err != nil {
-		return nil, err
+	if o.v2 {
+		if err := o.announceDevice(ctx, current); err != nil {
+			return nil, err
+		}
+	}
+	if o.legacy {
+		if err := o.announceLegacyDevice(ctx, currentLegacy); err != nil {
+			return nil, err
+		}
 	}
 	// Registered only once published, so that a failed start leaves c
 	// without a half-started engine.
-	if err := c.HandleEvents(omemo.NodeDevices, o.onDevices); err != nil {
-		return nil, err
+	if o.v2 {
+		if err := c.HandleEvents(omemo.NodeDevices, o.onDevices); err != nil {
+			return nil, err
+		}
+	}
+	if o.legacy {
+		if err := c.HandleEvents(legacy.NodeDeviceList, o.onLegacyDevices); err != nil {
+			return nil, err
+		}
 	}
 	if err := c.AddEngine(o); err != nil {
 		return nil, err
@@ -157,16 +229,20 @@ func newOMEMO(c *Client, m *omemo.Manager, trust omemo.TrustPolicy, repair time.
 		repair = DefaultRepairInterval
 	}
 	return &OMEMO{
-		c:         c,
-		m:         m,
-		trust:     trust,
-		repair:    repair,
-		work:      make(chan struct{}, 1),
-		refresh:   make(map[string]jid.JID),
-		empties:   make(map[string]omemo.Address),
-		repairs:   make(map[string]omemo.Address),
-		repaired:  make(map[string]time.Time),
-		refreshed: make(map[string]time.Time),
+		c:             c,
+		m:             m,
+		trust:         trust,
+		repair:        repair,
+		v2:            true,
+		legacyRefresh: make(map[string]jid.JID),
+		legacyEmpties: make(map[string]omemo.Address),
+		legacyRepairs: make(map[string]omemo.Address),
+		work:          make(chan struct{}, 1),
+		refresh:       make(map[string]jid.JID),
+		empties:       make(map[string]omemo.Address),
+		repairs:       make(map[string]omemo.Address),
+		repaired:      make(map[string]time.Time),
+		refreshed:     make(map[string]time.Time),
 	}
 }
 
@@ -174,20 +250,45 @@ func newOMEMO(c *Client, m *omemo.Manager, trust omemo.TrustPolicy, repair time.
 // fingerprints and device information.
 func (o *OMEMO) Manager() *omemo.Manager { return o.m }
 
-// Encrypted implements Engine: {urn:xmpp:omemo:2 encrypted}.
+// Encrypted implements Engine: {urn:xmpp:omemo:2 encrypted}, also for a
+// legacy-only device, so that SendEncrypted(OMEMOEncrypted, …) works
+// whatever the mode.
 func (o *OMEMO) Encrypted() xml.Name { return OMEMOEncrypted }
 
+// EncryptedNames implements MultiEngine: with legacy OMEMO enabled,
+// {eu.siacs.conversations.axolotl encrypted} (XEP-0384 0.3), so that
+// legacy messages reach Decrypt too.
+func (o *OMEMO) EncryptedNames() []xml.Name {
+	if o.legacy {
+		return []xml.Name{OMEMOLegacyEncrypted}
+	}
+	return nil
+}
+
 // Features implements Engine: OMEMO 2 (XEP-0384 §5.2) with its device
-// list notifications, SCE (XEP-0420), EME (XEP-0380) and hints (XEP-0334).
+// list notifications, SCE (XEP-0420), EME (XEP-0380) and hints (XEP-0334);
+// with legacy OMEMO, its namespace and device list notifications
+// (XEP-0384 0.3 §Announcing support); a legacy-only device advertises no
+// OMEMO 2 or SCE feature.
 func (o *OMEMO) Features() []string {
-	return []string{omemo.NS, omemo.NodeDevices + "+notify", sce.NS, nsEME, nsHints}
+	fs := []string{nsEME, nsHints}
+	if o.v2 {
+		fs = append(fs, omemo.NS, omemo.NodeDevices+"+notify", sce.NS)
+	}
+	if o.legacy {
+		fs = append(fs, legacy.NS, legacy.NodeDeviceList+"+notify")
+	}
+	return fs
 }
 
 // Encrypt implements Engine: it fetches the device lists and bundles the
 // recipients' devices (and the account's other devices) need (XEP-0384
 // §5.4), unless called from inside an IQ handler, and seals plain with
-// omemo.Manager.SealStanza for OMEMO 2 devices. The recipient is the bare
-// JID of plain's 'to'.
+// omemo.Manager.SealStanza: for OMEMO 2 devices only, or with legacy
+// OMEMO enabled for each device with the newest protocol it announces (a
+// stanza for both kinds carries both <encrypted/> elements; legacy devices
+// get the body alone), or for legacy devices only on a legacy-only
+// device. The recipient is the bare JID of plain's 'to'.
 func (o *OMEMO) Encrypt(ctx context.Context, plain *sce.Stanza) (*sce.Stanza, *Report, error) {
 	to, err := jid.Parse(plain.AttrValue("to"))
 	if err != nil {
@@ -195,11 +296,22 @@ func (o *OMEMO) Encrypt(ctx context.Context, plain *sce.Stanza) (*sce.Stanza, *R
 	}
 	recipients := []jid.JID{to.Bare()}
 	o.prepare(ctx, recipients)
-	out, rep, err := o.m.SealStanza(plain, &omemo.SealOptions{Recipients: recipients, Only: omemo.ProtocolOMEMO2})
+	out, rep, err := o.m.SealStanza(plain, &omemo.SealOptions{Recipients: recipients, Only: o.only()})
 	if err == nil {
 		iqPayloadOnly(out)
 	}
 	return out, convertOMEMOReport(rep), err
+}
+
+// only is the protocol the engine restricts messages to; zero for both.
+func (o *OMEMO) only() omemo.Protocol {
+	switch {
+	case !o.legacy:
+		return omemo.ProtocolOMEMO2
+	case !o.v2:
+		return omemo.ProtocolLegacy
+	}
+	return 0
 }
 
 // iqPayloadOnly leaves an encrypted iq request or response with the
@@ -223,6 +335,16 @@ func (o *OMEMO) prepare(ctx context.Context, recipients []jid.JID) {
 		// No round trips while an IQ request waits: use what is known.
 		return
 	}
+	if o.v2 {
+		o.prepareV2(ctx, recipients)
+	}
+	if o.legacy {
+		o.prepareLegacy(ctx, recipients)
+	}
+}
+
+// prepareV2 fetches the OMEMO 2 device lists and bundles recipients lack.
+func (o *OMEMO) prepareV2(ctx context.Context, recipients []jid.JID) {
 	devices, noList, err := o.m.NeedBundles(recipients...)
 	if err != nil {
 		o.c.log.Warn("client: omemo: NeedBundles", "err", err)
@@ -242,8 +364,14 @@ func (o *OMEMO) prepare(ctx context.Context, recipients []jid.JID) {
 	o.fetchBundles(ctx, devices)
 }
 
-// fetchBundles fetches and records the bundles of devices, a few at once.
+// fetchBundles fetches and records the OMEMO 2 bundles of devices, a few
+// at once.
 func (o *OMEMO) fetchBundles(ctx context.Context, devices []omemo.Address) {
+	fetchAll(ctx, o, devices, o.fetchBundle)
+}
+
+// fetchAll runs fetch for every device, a few at once.
+func fetchAll(ctx context.Context, o *OMEMO, devices []omemo.Address, fetch func(context.Context, omemo.Address) error) {
 	sem := make(chan struct{}, maxBundleFetches)
 	var wg sync.WaitGroup
 	for _, a := range devices {
@@ -251,7 +379,7 @@ func (o *OMEMO) fetchBundles(ctx context.Context, devices []omemo.Address) {
 		wg.Add(1)
 		go func() {
 			defer func() { <-sem; wg.Done() }()
-			if err := o.fetchBundle(ctx, a); err != nil {
+			if err := fetch(ctx, a); err != nil {
 				o.c.log.Info("client: omemo: no bundle", "device", a.String(), "err", err)
 			}
 		}()
@@ -341,9 +469,23 @@ func deviceListItem(items []Item) (Item, bool) {
 	return items[len(items)-1], true
 }
 
-// publishBundle publishes this device's bundle (XEP-0384 §5.3.2) and
-// reads it back.
+// publishBundle publishes this device's bundle (XEP-0384 §5.3.2) and, with
+// legacy OMEMO, its legacy bundle (XEP-0384 0.3 §Announcing support), and
+// reads them back.
 func (o *OMEMO) publishBundle(ctx context.Context) error {
+	if o.v2 {
+		if err := o.publishBundleV2(ctx); err != nil {
+			return err
+		}
+	}
+	if o.legacy {
+		return o.publishLegacyBundle(ctx)
+	}
+	return nil
+}
+
+// publishBundleV2 publishes the OMEMO 2 bundle.
+func (o *OMEMO) publishBundleV2(ctx context.Context) error {
 	b, err := o.m.Bundle()
 	if err != nil {
 		return fmt.Errorf("client: omemo: %w", err)
@@ -392,7 +534,7 @@ func (o *OMEMO) onDevices(_ context.Context, ev *Event) {
 		it, _ := deviceListItem(ev.Items)
 		if it.Payload.Name.Local == "" {
 			// A notification without payload: fetch the list.
-			o.queueRefresh(bare)
+			o.queueRefresh(bare, false)
 			return
 		}
 		if err := decodeElement(it.Payload, &l); err != nil {
@@ -401,7 +543,7 @@ func (o *OMEMO) onDevices(_ context.Context, ev *Event) {
 		}
 	default:
 		// Retractions: the list is gone unless another item remains.
-		o.queueRefresh(bare)
+		o.queueRefresh(bare, false)
 		return
 	}
 	announce, err := o.m.SetDeviceList(bare, &l)
@@ -428,6 +570,21 @@ func (o *OMEMO) onDevices(_ context.Context, ev *Event) {
 func (o *OMEMO) Decrypt(ctx context.Context, in *Incoming) (*sce.Stanza, *Security, error) {
 	sender := in.From.Bare()
 	opened, err := o.m.OpenStanza(in.Stanza, &omemo.OpenOptions{Sender: sender})
+	if err != nil && errors.Is(err, omemo.ErrUnknownDevice) && o.legacy && ctx.Value(inIQHandlerKey{}) == nil {
+		// A legacy key exchange from a device of which nothing is known:
+		// its bundle tells the sign bit of its identity key (XEP-0384 0.3
+		// has none on the wire). Fetch it and try once more.
+		if enc, perr := o.legacyEncryptedOf(in.Stanza); perr == nil && legacy.ValidDeviceID(enc.SID) {
+			fctx, cancel := context.WithTimeout(ctx, followUpTimeout)
+			ferr := o.fetchLegacyBundle(fctx, omemo.Address{JID: sender, Device: enc.SID})
+			cancel()
+			if ferr == nil {
+				opened, err = o.m.OpenStanza(in.Stanza, &omemo.OpenOptions{Sender: sender})
+			} else {
+				o.c.log.Info("client: omemo: no legacy bundle", "jid", sender, "device", enc.SID, "err", ferr)
+			}
+		}
+	}
 	if err != nil {
 		return nil, nil, o.decryptError(in.Stanza, sender, err)
 	}
@@ -435,8 +592,12 @@ func (o *OMEMO) Decrypt(ctx context.Context, in *Incoming) (*sce.Stanza, *Securi
 	if opened.Stanza == nil {
 		return nil, nil, fmt.Errorf("%w: empty OMEMO message from %s", ErrNoContent, opened.Sender.String())
 	}
+	protocol := OMEMOEncrypted
+	if opened.Protocol == omemo.ProtocolLegacy {
+		protocol = OMEMOLegacyEncrypted
+	}
 	sec := &Security{
-		Protocol: OMEMOEncrypted,
+		Protocol: protocol,
 		Sender:   opened.Sender.JID,
 		Device:   strconv.FormatUint(uint64(opened.Sender.Device), 10),
 		Trust:    o.trustOf(opened.Decrypted),
@@ -451,15 +612,36 @@ func (o *OMEMO) decryptError(st *sce.Stanza, sender jid.JID, err error) error {
 	case errors.Is(err, omemo.ErrDuplicate):
 		return fmt.Errorf("%w: %w", ErrDuplicate, err)
 	case errors.Is(err, omemo.ErrNotForThisDevice):
-		if enc, perr := o.encryptedOf(st); perr == nil && enc.Payload == nil {
+		// Empty when every <encrypted/> element parses and none has a
+		// payload.
+		enc, perr := o.encryptedOf(st)
+		lenc, lerr := o.legacyEncryptedOf(st)
+		parsed := perr == nil || lerr == nil
+		content := (perr == nil && enc.Payload != nil) || (lerr == nil && lenc.Payload != nil)
+		if parsed && !content {
 			return fmt.Errorf("%w: empty OMEMO message for another device", ErrNoContent)
 		}
 	case errors.Is(err, omemo.ErrNoSession):
-		if enc, perr := o.encryptedOf(st); perr == nil && omemo.ValidDeviceID(enc.SID) {
-			o.queueRepair(omemo.Address{JID: sender, Device: enc.SID})
+		if enc, perr := o.encryptedOf(st); perr == nil && omemo.ValidDeviceID(enc.SID) && enc.Find(o.m.JID(), o.m.DeviceID()) != nil {
+			o.queueRepair(omemo.Address{JID: sender, Device: enc.SID}, false)
+		} else if lenc, lerr := o.legacyEncryptedOf(st); o.legacy && lerr == nil && legacy.ValidDeviceID(lenc.SID) {
+			o.queueRepair(omemo.Address{JID: sender, Device: lenc.SID}, true)
 		}
 	}
 	return err
+}
+
+// legacyEncryptedOf parses the legacy <encrypted/> element of st.
+func (o *OMEMO) legacyEncryptedOf(st *sce.Stanza) (*legacy.Encrypted, error) {
+	el, ok := stanzaChild(st, OMEMOLegacyEncrypted)
+	if !ok {
+		return nil, omemo.ErrNoEncrypted
+	}
+	var enc legacy.Encrypted
+	if err := decodeElement(el, &enc); err != nil {
+		return nil, err
+	}
+	return &enc, nil
 }
 
 // encryptedOf parses the <encrypted/> element of st.
@@ -507,21 +689,37 @@ func (o *OMEMO) followUp(d *omemo.Decrypted) {
 	if d.BundleChanged {
 		o.bundle = true
 	}
+	isLegacy := d.Protocol == omemo.ProtocolLegacy
+	if d.BundleChanged && o.legacy {
+		o.legacyBundle = true
+	}
 	if d.SendEmpty != omemo.EmptyNone {
-		o.empties[d.Sender.String()] = d.Sender
+		if isLegacy {
+			o.legacyEmpties[d.Sender.String()] = d.Sender
+		} else {
+			o.empties[d.Sender.String()] = d.Sender
+		}
 	}
 	if !d.Listed && o.allowLocked(o.refreshed, d.Sender.JID.String()) {
 		// XEP-0384 §6: a sender not on its device list asks for a refetch,
 		// at most once per RepairInterval and JID.
-		o.refresh[d.Sender.JID.String()] = d.Sender.JID
+		if isLegacy {
+			o.legacyRefresh[d.Sender.JID.String()] = d.Sender.JID
+		} else {
+			o.refresh[d.Sender.JID.String()] = d.Sender.JID
+		}
 	}
 	o.mu.Unlock()
 	o.wake()
 }
 
-func (o *OMEMO) queueRefresh(bare jid.JID) {
+func (o *OMEMO) queueRefresh(bare jid.JID, isLegacy bool) {
 	o.mu.Lock()
-	o.refresh[bare.String()] = bare
+	if isLegacy {
+		o.legacyRefresh[bare.String()] = bare
+	} else {
+		o.refresh[bare.String()] = bare
+	}
 	o.mu.Unlock()
 	o.wake()
 }
@@ -529,14 +727,18 @@ func (o *OMEMO) queueRefresh(bare jid.JID) {
 // queueRepair asks for a new session with a device from which a message
 // arrived that no session can decrypt (XEP-0384 §6), at most once per
 // RepairInterval.
-func (o *OMEMO) queueRepair(a omemo.Address) {
+func (o *OMEMO) queueRepair(a omemo.Address, isLegacy bool) {
 	o.mu.Lock()
 	k := a.String()
 	if !o.allowLocked(o.repaired, k) {
 		o.mu.Unlock()
 		return
 	}
-	o.repairs[k] = a
+	if isLegacy {
+		o.legacyRepairs[k] = a
+	} else {
+		o.repairs[k] = a
+	}
 	o.mu.Unlock()
 	o.wake()
 }
@@ -598,18 +800,21 @@ func (o *OMEMO) Flush(ctx context.Context) error {
 	defer o.run.Unlock()
 	o.mu.Lock()
 	catchingUp := o.catchingUp
-	bundle := o.bundle && !catchingUp
+	bundle := (o.bundle || o.legacyBundle) && !catchingUp
 	if bundle {
-		o.bundle = false
+		o.bundle, o.legacyBundle = false, false
 	}
-	announce := o.announce
-	o.announce = false
-	refresh := o.refresh
-	o.refresh = make(map[string]jid.JID)
+	announce, legacyAnnounce := o.announce, o.legacyAnnounce
+	o.announce, o.legacyAnnounce = false, false
+	refresh, legacyRefresh := o.refresh, o.legacyRefresh
+	o.refresh, o.legacyRefresh = make(map[string]jid.JID), make(map[string]jid.JID)
 	empties, repairs := map[string]omemo.Address{}, map[string]omemo.Address{}
+	legacyEmpties, legacyRepairs := map[string]omemo.Address{}, map[string]omemo.Address{}
 	if !catchingUp {
 		empties, repairs = o.empties, o.repairs
 		o.empties, o.repairs = make(map[string]omemo.Address), make(map[string]omemo.Address)
+		legacyEmpties, legacyRepairs = o.legacyEmpties, o.legacyRepairs
+		o.legacyEmpties, o.legacyRepairs = make(map[string]omemo.Address), make(map[string]omemo.Address)
 	}
 	o.mu.Unlock()
 
@@ -622,8 +827,18 @@ func (o *OMEMO) Flush(ctx context.Context) error {
 			errs = append(errs, err)
 		}
 	}
-	if announce {
+	if announce && o.v2 {
 		if err := o.RefreshDevices(ctx, o.m.JID()); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if legacyAnnounce && o.legacy {
+		if err := o.RefreshLegacyDevices(ctx, o.m.JID()); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	for _, j := range legacyRefresh {
+		if err := o.RefreshLegacyDevices(ctx, j); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -641,6 +856,18 @@ func (o *OMEMO) Flush(ctx context.Context) error {
 	}
 	for _, a := range empties {
 		if err := o.sendEmpty(ctx, a); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	for _, a := range legacyRepairs {
+		if err := o.fetchLegacyBundle(ctx, a); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		legacyEmpties[a.String()] = a
+	}
+	for _, a := range legacyEmpties {
+		if err := o.sendEmptyLegacy(ctx, a); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -679,11 +906,14 @@ func (o *OMEMO) BeginCatchUp() {
 // empty messages owed to devices whose key exchanges or heartbeats arrived
 // during it, and republishes the bundle if a prekey was used.
 func (o *OMEMO) EndCatchUp(ctx context.Context) error {
-	pending, _, err := o.m.EndCatchUp()
+	pending, legacyPending, err := o.m.EndCatchUp()
 	o.mu.Lock()
 	o.catchingUp = false
 	for _, a := range pending {
 		o.empties[a.String()] = a
+	}
+	for _, a := range legacyPending {
+		o.legacyEmpties[a.String()] = a
 	}
 	o.mu.Unlock()
 	return errors.Join(err, o.Flush(ctx))
@@ -696,7 +926,13 @@ func convertOMEMOReport(r *omemo.Report) *Report {
 	}
 	out := &Report{Protocol: OMEMOEncrypted, Devices: make([]DeviceReport, 0, len(r.Devices))}
 	for _, d := range r.Devices {
-		dr := DeviceReport{JID: d.JID, Sent: d.OK(), Err: d.Err}
+		dr := DeviceReport{JID: d.JID, Sent: d.OK(), Err: d.Err, Withheld: d.Withheld}
+		switch d.Protocol {
+		case omemo.ProtocolOMEMO2:
+			dr.Protocol = OMEMOEncrypted
+		case omemo.ProtocolLegacy:
+			dr.Protocol = OMEMOLegacyEncrypted
+		}
 		if d.DeviceID != 0 {
 			dr.Device = strconv.FormatUint(uint64(d.DeviceID), 10)
 		}
