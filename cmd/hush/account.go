@@ -17,6 +17,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 
 	"golang.org/x/sys/unix"
 	"mellium.im/xmpp/jid"
@@ -470,6 +471,12 @@ func openStore(a *account, create bool) (*bolt.Store, error) {
 	if errors.Is(err, bolt.ErrInUse) {
 		return nil, &hintError{err: fmt.Errorf("%s: %w", path, err), hint: "another hush (listen?) has this account open; stop it or use another --store"}
 	}
+	if errors.Is(err, bolt.ErrCorrupt) {
+		return nil, &hintError{err: err, hint: "the store file is damaged (a disk error, or it was edited); hush will not use it. Keep it, restore it from a backup, or move it away to start over with a new device (contacts then see a new device)"}
+	}
+	if errors.Is(err, bolt.ErrInsecure) {
+		return nil, &hintError{err: err, hint: "the store directory and file must belong to you and be private (chmod 700 DIR, chmod 600 FILE)"}
+	}
 	return st, err
 }
 
@@ -481,6 +488,8 @@ type session struct {
 	x  *client.OX // nil without OX
 	st *bolt.Store
 	ix *trust.Index
+
+	decryptMu sync.Mutex // one decryption (and its store batch) at a time
 }
 
 // oxMode says whether connect starts the OX engine.

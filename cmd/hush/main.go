@@ -3,8 +3,8 @@
 // It is the command-line face of the hush library (hush.im): Stanza Content
 // Encryption (XEP-0420), OMEMO 2 (XEP-0384 0.9, urn:xmpp:omemo:2) and
 // OpenPGP for XMPP (XEP-0373 0.7, XEP-0374 0.2) against real servers:
-// hush account add, send, listen, devices, fingerprints, trust and distrust,
-// with blind trust before verification (XEP-0450 §6.2) and fail-closed
+// hush account add, send, listen, chat, devices, fingerprints, trust and
+// distrust, doctor, backup and restore, with blind trust before verification (XEP-0450 §6.2) and fail-closed
 // sends. Run "hush help" for the commands and exit codes.
 package main
 
@@ -36,6 +36,21 @@ Usage:
     hush fingerprints [JID]  the own (or JID's) identity key fingerprints
     hush trust JID ID|FPR    mark a device's key verified (after comparing it)
     hush distrust JID ID|FPR never encrypt to that key again
+    hush chat [--ox] JID     chat with JID: each line typed is sent (like send),
+                             incoming messages are printed as they arrive;
+                             /quit or end of input leaves
+    hush doctor [JID...]     check the account: PEP and publish-options on the
+                             server, the own device list and bundle as others
+                             fetch them, prekeys left, the own OX key; and
+                             which of OMEMO 2, legacy OMEMO, OX each JID
+                             announces. Exit 1 with hints on a problem
+    hush backup              back up the OX secret key to the private PEP node
+                             urn:xmpp:openpgp:0:secret-key (XEP-0373 §5); the
+                             backup code goes to standard error
+    hush restore [--code CODE]
+                             fetch that backup and import the key (the code is
+                             read from standard input without --code)
+    hush ox keys [JID]       the OX keys the account (or JID) announces
     hush demo                show hush's main job in-process (see README)
     hush demo xmpp [--prosody PATH]
                              the same over a throwaway Prosody on 127.0.0.1,
@@ -45,7 +60,8 @@ Usage:
     hush ox COMMAND          OpenPGP for XMPP offline (hush ox help)
     hush help                show this text
 
-Account flags (send, listen, devices, fingerprints, trust, distrust):
+Account flags (send, listen, chat, devices, fingerprints, trust, distrust,
+doctor, backup, restore, ox keys):
     --store DIR              the account and its keys (default $XDG_CONFIG_HOME/hush)
     --jid JID                the account (default: the saved one)
     --password-file FILE     the password; or set HUSH_PASSWORD; without either,
@@ -60,6 +76,12 @@ only verified keys are. hush send never sends in the clear: when no trusted
 device of the contact can be reached it sends nothing and exits 4. The OX
 key (OpenPGP, XEP-0373) is made and published on the first send --ox or
 listen --ox and kept beside the OMEMO keys in the store.
+
+Nothing received is lost: listen and chat put each decrypted message in the
+store's inbox in the same transaction as the OMEMO ratchet step, and remove
+it only after printing it; what a listen did not print (--count reached, the
+process killed) is printed by the next one. A message whose stanza-id or
+origin-id (XEP-0359) was seen before is not shown again.
 
 Example:
     $ hush account add --jid alice@example.org --password-file ~/.alice-pass
@@ -77,7 +99,8 @@ Exit codes:
     0    success (listen: --count messages read, or the --timeout ended
          a listen without --count)
     1    failure (an error was printed as "hush: error: …"): wrong password,
-         server unreachable, store in use by another hush, …
+         server unreachable, store in use by another hush, damaged store,
+         doctor found a problem, …
     2    bad usage
     3    listen --count N --timeout D: the timeout came before N messages
     4    send: no trusted device of the contact could be reached; nothing sent
@@ -156,6 +179,14 @@ func dispatch(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 		return runListen(rest, stdin, stdout, stderr)
 	case "devices", "fingerprints":
 		return runDevices(cmd, rest, stdin, stdout, stderr)
+	case "backup":
+		return runBackup(rest, stdin, stdout, stderr)
+	case "restore":
+		return runRestore(rest, stdin, stdout, stderr)
+	case "chat":
+		return runChat(rest, stdin, stdout, stderr)
+	case "doctor":
+		return runDoctor(rest, stdin, stdout, stderr)
 	case "trust":
 		return runTrust(cmd, omemo.TrustVerified, rest, stdout, stderr)
 	case "distrust":

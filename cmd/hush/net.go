@@ -9,7 +9,6 @@ import (
 	"io"
 	"os"
 	"os/signal"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -87,7 +86,7 @@ func (e hushEngine) Decrypt(ctx context.Context, in *client.Incoming) (*sce.Stan
 	if err := e.s.observe(in.From.Bare()); err != nil {
 		return nil, nil, err
 	}
-	return e.OMEMO.Decrypt(ctx, in)
+	return e.decryptOMEMO(ctx, in)
 }
 
 const sendSynopsis = "[--omemo] [account flags] JID [TEXT]"
@@ -245,31 +244,11 @@ func runListen(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	}
 	defer s.close()
 
-	msgs := make(chan listened, 64)
-	done := make(chan struct{})
-	defer close(done)
-	s.c.HandleMessage(func(_ context.Context, in *client.Incoming) {
-		if in.Err != nil {
-			fmt.Fprintf(stderr, "hush: warning: undecryptable message from %s: %v\n", in.From, in.Err)
-			return
-		}
-		if in.Security == nil {
-			if slices.ContainsFunc(in.Stanza.Children, func(e sce.Element) bool { return e.Name == xml.Name{Space: nsClient, Local: "body"} }) {
-				fmt.Fprintf(stderr, "hush: warning: ignored an unencrypted message from %s\n", in.From)
-			}
-			return
-		}
-		text := body(in.Stanza)
-		if text == "" {
-			return
-		}
-		sec := in.Security
-		m := listened{From: sec.Sender.String(), Device: sec.Device, Protocol: protocolName(sec.Protocol), Trust: sec.Trust.String(), Via: in.Via.String(), Text: text}
-		select {
-		case msgs <- m:
-		case <-done:
-		}
-	})
+	// Every decrypted message goes to the store inbox first (OMEMO 2:
+	// with its ratchet step, see hushEngine.Decrypt); this loop prints
+	// what the inbox holds and acknowledges it only after printing, so a
+	// message that arrived while a previous listen died is printed now.
+	wake, signalInbox := s.handleIntoInbox(stderr)
 	if err := s.c.EnableCarbons(cctx); err != nil {
 		fmt.Fprintf(stderr, "hush: warning: carbons: %v\n", err)
 	}
@@ -286,17 +265,36 @@ func runListen(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	enc := json.NewEncoder(stdout)
 	enc.SetEscapeHTML(false)
 	var result error
+	signalInbox() // what an earlier listen left unprinted
 loop:
 	for *count == 0 || n < *count {
 		select {
-		case m := <-msgs:
-			n++
-			if *asJSON {
-				if err := enc.Encode(m); err != nil {
+		case <-wake:
+			pending, err := s.pendingInbox(inboxPage)
+			if err != nil {
+				return fmt.Errorf("listen: inbox: %w", err)
+			}
+			if len(pending) == inboxPage {
+				signalInbox()
+			}
+			for _, pm := range pending {
+				if *count > 0 && n >= *count {
+					break loop
+				}
+				m, err := decodeEntry(pm)
+				if err != nil {
+					fmt.Fprintf(stderr, "hush: warning: %v\n", err)
+				} else if *asJSON {
+					if err := enc.Encode(m); err != nil {
+						return err
+					}
+				} else if _, err := fmt.Fprintf(stdout, "%s [device %s, %s, %s]: %s\n", m.From, m.Device, m.Protocol, m.Trust, m.Text); err != nil {
 					return err
 				}
-			} else if _, err := fmt.Fprintf(stdout, "%s [device %s, %s, %s]: %s\n", m.From, m.Device, m.Protocol, m.Trust, m.Text); err != nil {
-				return err
+				if err := s.ack(pm.Seq); err != nil {
+					return fmt.Errorf("listen: inbox: %w", err)
+				}
+				n++
 			}
 		case <-s.c.Done():
 			result = fmt.Errorf("listen: disconnected: %v", s.c.Err())

@@ -42,6 +42,8 @@ Commands:
                                    <secretkey/> element on stdout
     restore --code CODE            read a <secretkey/> element on stdin,
                                    print the armored secret keys
+    keys [account flags] [JID]     (online) the OX keys the account or JID
+                                   announces in PEP
 
 Example:
     $ hush ox keygen --jid alice@example.org > alice.sec
@@ -84,6 +86,8 @@ func runOX(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 		return oxBackup(rest, stdout, stderr)
 	case "restore":
 		return oxRestore(rest, stdin, stdout, stderr)
+	case "keys":
+		return runOXKeys(rest, stdin, stdout, stderr)
 	}
 	return &usageError{msg: fmt.Sprintf("ox: unknown command %q", cmd), hint: `run "hush ox help" for the commands`}
 }

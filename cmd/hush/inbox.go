@@ -1,0 +1,236 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"encoding/xml"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"strconv"
+	"time"
+
+	"mellium.im/xmpp/jid"
+
+	"hush.im/client"
+	"hush.im/omemo"
+	"hush.im/sce"
+	"hush.im/store"
+)
+
+// nsSID is the namespace of XEP-0359 unique and stable stanza ids.
+const nsSID = "urn:xmpp:sid:0"
+
+// inboxPage bounds the inbox messages hush listen reads in one
+// transaction; the rest follow in the next round.
+const inboxPage = 64
+
+// messageIDs returns the XEP-0359 ids of an incoming stanza that hush
+// trusts for recognising a duplicate: a <stanza-id/> stamped by the
+// account's own server (by = own bare JID, XEP-0359 §6: only ids from a
+// trusted 'by' count), the archive id of an archive result (XEP-0313
+// §4.2, stamped by the same archive), and the sender's <origin-id/>,
+// scoped to the sender's bare JID.
+func messageIDs(own jid.JID, in *client.Incoming) []store.MessageID {
+	var ids []store.MessageID
+	add := func(id store.MessageID) {
+		if id.Check() != nil || len(ids) >= store.MaxMessageIDs {
+			return
+		}
+		for _, have := range ids {
+			if have.Kind == id.Kind && have.ID == id.ID && have.Scope.Equal(id.Scope) {
+				return
+			}
+		}
+		ids = append(ids, id)
+	}
+	if in.Via == client.ViaArchive && in.ArchiveID != "" {
+		add(store.MessageID{Kind: store.StanzaID, Scope: own, ID: in.ArchiveID})
+	}
+	if in.Stanza == nil {
+		return ids
+	}
+	for _, c := range in.Stanza.Children {
+		switch c.Name {
+		case xml.Name{Space: nsSID, Local: "stanza-id"}:
+			by, err := jid.Parse(c.AttrValue("by"))
+			if err == nil && by.Equal(own) {
+				add(store.MessageID{Kind: store.StanzaID, Scope: own, ID: c.AttrValue("id")})
+			}
+		case xml.Name{Space: nsSID, Local: "origin-id"}:
+			add(store.MessageID{Kind: store.OriginID, Scope: in.From.Bare(), ID: c.AttrValue("id")})
+		}
+	}
+	return ids
+}
+
+// inboxEntry is the payload hush keeps in the store inbox for a decrypted
+// message: what hush listen prints.
+type inboxEntry = listened
+
+// seen reports whether one of ids was received before.
+func (s *session) seen(ids []store.MessageID) (bool, error) {
+	if len(ids) == 0 {
+		return false, nil
+	}
+	var dup bool
+	err := s.st.View(func(tx omemo.Tx) error {
+		ib, ok := tx.(store.Inbox)
+		if !ok {
+			return errors.New("the store has no inbox")
+		}
+		var err error
+		dup, err = ib.Seen(ids...)
+		return err
+	})
+	return dup, err
+}
+
+// putInbox records a decrypted message in the store inbox (in the open
+// batch, if any: see hushEngine.Decrypt). A duplicate is
+// client.ErrDuplicate, so that the client drops it quietly.
+func (s *session) putInbox(own jid.JID, in *client.Incoming, plain *sce.Stanza, sec *client.Security) error {
+	if plain == nil || sec == nil {
+		return nil
+	}
+	ids := messageIDs(own, in)
+	text := body(plain)
+	if text == "" {
+		// Nothing to show (a chat state, a receipt): remember the ids only.
+		return s.st.Update(func(tx omemo.Tx) error {
+			ib, ok := tx.(store.Inbox)
+			if !ok {
+				return errors.New("the store has no inbox")
+			}
+			if len(ids) == 0 {
+				return nil
+			}
+			return ib.MarkSeen(ids...)
+		})
+	}
+	payload, err := json.Marshal(inboxEntry{From: sec.Sender.String(), Device: sec.Device, Protocol: protocolName(sec.Protocol), Trust: sec.Trust.String(), Via: in.Via.String(), Text: text})
+	if err != nil {
+		return err
+	}
+	dev, _ := strconv.ParseUint(sec.Device, 10, 32)
+	m := &store.Message{From: sec.Sender.Bare(), Device: uint32(dev), IDs: ids, Received: time.Now(), Payload: payload}
+	err = s.st.Update(func(tx omemo.Tx) error {
+		ib, ok := tx.(store.Inbox)
+		if !ok {
+			return errors.New("the store has no inbox")
+		}
+		_, err := ib.PutInbox(m)
+		return err
+	})
+	if errors.Is(err, store.ErrDuplicate) {
+		return fmt.Errorf("%w: %w", client.ErrDuplicate, err)
+	}
+	return err
+}
+
+// decryptOMEMO is hushEngine.Decrypt: the ratchet step and the inbox
+// entry of the message are committed in one store transaction (a
+// bolt.Batch around client.OMEMO.Decrypt and PutInbox), so that a message
+// is either not consumed at all or waits in the inbox until hush listen
+// has printed it (DESIGN: nothing lost). A message whose stanza-id or
+// origin-id was seen before is dropped before it is decrypted.
+func (e hushEngine) decryptOMEMO(ctx context.Context, in *client.Incoming) (*sce.Stanza, *client.Security, error) {
+	s := e.s
+	s.decryptMu.Lock()
+	defer s.decryptMu.Unlock()
+	ids := messageIDs(s.o.Manager().JID(), in)
+	dup, err := s.seen(ids)
+	if err != nil {
+		return nil, nil, err
+	}
+	if dup {
+		return nil, nil, fmt.Errorf("%w: message id seen before", client.ErrDuplicate)
+	}
+	b, err := s.st.BeginBatch()
+	if err != nil {
+		return nil, nil, err
+	}
+	// The batch is always committed, never rolled back: Updates of other
+	// goroutines (the engine's follow-up work) may run inside it, and a
+	// failed Update leaves the batch as it was.
+	plain, sec, err := e.OMEMO.Decrypt(ctx, in)
+	if err == nil {
+		err = s.putInbox(s.o.Manager().JID(), in, plain, sec)
+	}
+	if cerr := b.Commit(); cerr != nil {
+		return nil, nil, fmt.Errorf("storing the decrypted message: %w", cerr)
+	}
+	return plain, sec, err
+}
+
+// pendingInbox returns the unacknowledged inbox messages, oldest first.
+func (s *session) pendingInbox(limit int) ([]*store.Message, error) {
+	var msgs []*store.Message
+	err := s.st.View(func(tx omemo.Tx) error {
+		ib, ok := tx.(store.Inbox)
+		if !ok {
+			return errors.New("the store has no inbox")
+		}
+		var err error
+		msgs, err = ib.Inbox(limit)
+		return err
+	})
+	return msgs, err
+}
+
+// ack removes a printed message from the inbox.
+func (s *session) ack(seq uint64) error {
+	return s.st.Update(func(tx omemo.Tx) error {
+		ib, ok := tx.(store.Inbox)
+		if !ok {
+			return errors.New("the store has no inbox")
+		}
+		return ib.Ack(seq)
+	})
+}
+
+// decodeEntry decodes an inbox payload written by putInbox.
+func decodeEntry(m *store.Message) (inboxEntry, error) {
+	var e inboxEntry
+	if err := json.Unmarshal(m.Payload, &e); err != nil {
+		return e, fmt.Errorf("inbox message %d: %w", m.Seq, store.ErrCorrupt)
+	}
+	return e, nil
+}
+
+// handleIntoInbox installs the message handler of hush listen and hush
+// chat: OMEMO 2 messages are in the inbox already (hushEngine.Decrypt),
+// OX messages are put there; each wakes the returned channel. signal
+// wakes it too.
+func (s *session) handleIntoInbox(stderr io.Writer) (wake <-chan struct{}, signal func()) {
+	ch := make(chan struct{}, 1)
+	signal = func() {
+		select {
+		case ch <- struct{}{}:
+		default:
+		}
+	}
+	s.c.HandleMessage(func(_ context.Context, in *client.Incoming) {
+		if in.Err != nil {
+			fmt.Fprintf(stderr, "hush: warning: undecryptable message from %s: %v\n", in.From, in.Err)
+			return
+		}
+		if in.Security == nil {
+			if slices.ContainsFunc(in.Stanza.Children, func(e sce.Element) bool { return e.Name == xml.Name{Space: nsClient, Local: "body"} }) {
+				fmt.Fprintf(stderr, "hush: warning: ignored an unencrypted message from %s\n", in.From)
+			}
+			return
+		}
+		if in.Security.Protocol != client.OMEMOEncrypted {
+			// OX: the engine has no transaction to join; the message is
+			// put in the inbox before it is shown.
+			if err := s.putInbox(s.o.Manager().JID(), in, in.Stanza, in.Security); err != nil && !errors.Is(err, client.ErrDuplicate) {
+				fmt.Fprintf(stderr, "hush: warning: message from %s: %v\n", in.From, err)
+				return
+			}
+		}
+		signal()
+	})
+	return ch, signal
+}
