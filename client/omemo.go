@@ -526,34 +526,53 @@ func (o *OMEMO) announceDevice(ctx context.Context, current *omemo.DeviceList) e
 
 // onDevices handles a device list event (XEP-0384 §5.3.1, XEP-0163 §4).
 func (o *OMEMO) onDevices(_ context.Context, ev *Event) {
-	bare := ev.From.Bare()
 	var l omemo.DeviceList
-	switch {
-	case ev.Purged || ev.Deleted:
-	case len(ev.Items) > 0:
-		it, _ := deviceListItem(ev.Items)
-		if it.Payload.Name.Local == "" {
-			// A notification without payload: fetch the list.
-			o.queueRefresh(bare, false)
-			return
-		}
-		if err := decodeElement(it.Payload, &l); err != nil {
-			o.c.log.Warn("client: omemo: dropping malformed device list", "jid", bare, "err", err)
-			return
-		}
-	default:
-		// Retractions: the list is gone unless another item remains.
-		o.queueRefresh(bare, false)
+	if !o.listFromEvent(ev, deviceListItem, &l, false) {
 		return
 	}
-	announce, err := o.m.SetDeviceList(bare, &l)
+	announce, err := o.m.SetDeviceList(ev.From.Bare(), &l)
+	o.recordedList(ev, announce, err, &o.announce, "device list")
+}
+
+// listFromEvent decodes into l the device list that a +notify event
+// carries, as item pick chooses it (XEP-0163 §4). A purge or deletion
+// leaves l empty. It reports false when there is nothing to record: the
+// event named no list (a notification without payload, or a retraction),
+// so a refetch was queued, or the list was malformed and is dropped.
+func (o *OMEMO) listFromEvent(ev *Event, pick func([]Item) (Item, bool), l any, legacyList bool) bool {
+	bare := ev.From.Bare()
+	switch {
+	case ev.Purged || ev.Deleted:
+		return true
+	case len(ev.Items) > 0:
+		it, _ := pick(ev.Items)
+		if it.Payload.Name.Local == "" {
+			o.queueRefresh(bare, legacyList)
+			return false
+		}
+		if err := decodeElement(it.Payload, l); err != nil {
+			o.c.log.Warn("client: omemo: dropping malformed device list", "jid", bare, "legacy", legacyList, "err", err)
+			return false
+		}
+		return true
+	default:
+		// Retractions: the list is gone unless another item remains.
+		o.queueRefresh(bare, legacyList)
+		return false
+	}
+}
+
+// recordedList finishes a device list event once the Manager recorded the
+// list: it logs a failure, or sets *flag and wakes the follow-up worker
+// when this device must re-announce itself (XEP-0384 §5.3.1).
+func (o *OMEMO) recordedList(ev *Event, announce bool, err error, flag *bool, what string) {
 	if err != nil {
-		o.c.log.Warn("client: omemo: recording a device list", "jid", bare, "err", err)
+		o.c.log.Warn("client: omemo: recording a "+what, "jid", ev.From.Bare(), "err", err)
 		return
 	}
 	if announce {
 		o.mu.Lock()
-		o.announce = true
+		*flag = true
 		o.mu.Unlock()
 		o.wake()
 	}

@@ -127,35 +127,12 @@ func (o *OMEMO) publishLegacyBundle(ctx context.Context) error {
 // onLegacyDevices handles a legacy device list event (XEP-0384 0.3
 // §Announcing support, XEP-0163 §4).
 func (o *OMEMO) onLegacyDevices(_ context.Context, ev *Event) {
-	bare := ev.From.Bare()
 	var l legacy.DeviceList
-	switch {
-	case ev.Purged || ev.Deleted:
-	case len(ev.Items) > 0:
-		it, _ := legacyItem(ev.Items)
-		if it.Payload.Name.Local == "" {
-			o.queueRefresh(bare, true)
-			return
-		}
-		if err := decodeElement(it.Payload, &l); err != nil {
-			o.c.log.Warn("client: omemo: dropping malformed legacy device list", "jid", bare, "err", err)
-			return
-		}
-	default:
-		o.queueRefresh(bare, true)
+	if !o.listFromEvent(ev, legacyItem, &l, true) {
 		return
 	}
-	announce, err := o.m.SetLegacyDeviceList(bare, &l)
-	if err != nil {
-		o.c.log.Warn("client: omemo: recording a legacy device list", "jid", bare, "err", err)
-		return
-	}
-	if announce {
-		o.mu.Lock()
-		o.legacyAnnounce = true
-		o.mu.Unlock()
-		o.wake()
-	}
+	announce, err := o.m.SetLegacyDeviceList(ev.From.Bare(), &l)
+	o.recordedList(ev, announce, err, &o.legacyAnnounce, "legacy device list")
 }
 
 // prepareLegacy fetches the legacy device lists and bundles that
