@@ -519,13 +519,20 @@ func TestLegacyOnly(t *testing.T) {
 	a := w.newDualDevice("alice@example.org", nil)
 	b := w.newDualDevice("bob@example.net", nil)
 	// NeedLegacyBundles follows the per-device choice, which is OMEMO 2
-	// for bob: with Only, the caller supplies the legacy bundle.
+	// for bob; NeedAllLegacyBundles, for a message with Only, asks for
+	// bob's legacy bundle too.
 	a.sync(b.jid)
 	if need, _, err := a.m.NeedLegacyBundles(b.jid); err != nil || len(need) != 0 {
 		t.Fatalf("need %v %v", need, err)
 	}
+	if need, _, err := a.m.NeedAllLegacyBundles(b.jid); err != nil || len(need) != 1 || need[0].String() != b.addr().String() {
+		t.Fatalf("need all %v %v, want %v", need, err, b.addr())
+	}
 	if err := a.m.SetLegacyBundle(b.addr(), w.lbundles[b.addr().String()]); err != nil {
 		t.Fatal(err)
+	}
+	if need, _, err := a.m.NeedAllLegacyBundles(b.jid); err != nil || len(need) != 0 {
+		t.Fatalf("need all after SetLegacyBundle %v %v", need, err)
 	}
 	msg, rep := a.sendMsg(&omemo.Plaintext{Body: "legacy please", Only: omemo.ProtocolLegacy}, b.jid)
 	if msg.OMEMO2 != nil || msg.Legacy == nil || rep.Devices[0].Protocol != omemo.ProtocolLegacy {

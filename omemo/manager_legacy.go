@@ -126,6 +126,17 @@ func (m *Manager) SetLegacyBundle(a Address, b *legacy.Bundle) error {
 // legacy.BundleNode(id)) and give them to SetLegacyBundle. It also returns
 // the recipients whose legacy device list is unknown.
 func (m *Manager) NeedLegacyBundles(recipients ...jid.JID) (devices []Address, noList []jid.JID, err error) {
+	return m.needLegacyBundles(false, recipients)
+}
+
+// NeedAllLegacyBundles is NeedLegacyBundles for a message restricted to
+// legacy OMEMO (Plaintext.Only, SealOptions.Only): every device on the
+// legacy device lists, those that also announce OMEMO 2 included.
+func (m *Manager) NeedAllLegacyBundles(recipients ...jid.JID) (devices []Address, noList []jid.JID, err error) {
+	return m.needLegacyBundles(true, recipients)
+}
+
+func (m *Manager) needLegacyBundles(all bool, recipients []jid.JID) (devices []Address, noList []jid.JID, err error) {
 	err = m.store.View(func(tx Tx) error {
 		for _, j := range m.recipientJIDs(recipients) {
 			ll, err := tx.LegacyDeviceList(j)
@@ -137,9 +148,11 @@ func (m *Manager) NeedLegacyBundles(recipients ...jid.JID) (devices []Address, n
 			} else if err != nil {
 				return err
 			}
-			l2, err := optional(tx.DeviceList(j))
-			if err != nil {
-				return err
+			var l2 *DeviceList
+			if !all {
+				if l2, err = optional(tx.DeviceList(j)); err != nil {
+					return err
+				}
 			}
 			for _, id := range ll.Devices {
 				a := Address{JID: j, Device: id}
