@@ -308,6 +308,11 @@ func (c *Client) open(ctx context.Context, in *Incoming) {
 	in.Stanza, in.Security = plain, sec
 }
 
+// requestedProtocolKey is the context key under which seal tells an
+// engine which of its encrypted element names (MultiEngine) the caller
+// asked for.
+type requestedProtocolKey struct{}
+
 // seal encrypts plain with the engine for protocol and checks the result
 // before anything is sent (DESIGN: fail closed).
 func (c *Client) seal(ctx context.Context, protocol xml.Name, plain *sce.Stanza) (*sce.Stanza, *Report, error) {
@@ -315,7 +320,7 @@ func (c *Client) seal(ctx context.Context, protocol xml.Name, plain *sce.Stanza)
 	if !ok {
 		return nil, nil, fmt.Errorf("%w: %s", ErrNoEngine, protocol.Space)
 	}
-	out, rep, err := e.Encrypt(ctx, plain)
+	out, rep, err := e.Encrypt(context.WithValue(ctx, requestedProtocolKey{}, protocol), plain)
 	if err != nil {
 		return nil, rep, err
 	}

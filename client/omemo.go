@@ -289,14 +289,41 @@ func (o *OMEMO) Features() []string {
 // stanza for both kinds carries both <encrypted/> elements; legacy devices
 // get the body alone), or for legacy devices only on a legacy-only
 // device. The recipient is the bare JID of plain's 'to'.
+//
+// Asked for through SendEncrypted with OMEMOLegacyEncrypted as the
+// protocol, it encrypts with legacy OMEMO alone (EncryptOnly).
 func (o *OMEMO) Encrypt(ctx context.Context, plain *sce.Stanza) (*sce.Stanza, *Report, error) {
+	var only omemo.Protocol
+	if p, _ := ctx.Value(requestedProtocolKey{}).(xml.Name); p == OMEMOLegacyEncrypted {
+		only = omemo.ProtocolLegacy
+	}
+	return o.EncryptOnly(ctx, plain, only)
+}
+
+// EncryptOnly is Encrypt restricted to one protocol: with
+// omemo.ProtocolOMEMO2 only devices that announce OMEMO 2 get a key, with
+// omemo.ProtocolLegacy only devices that announce legacy OMEMO (XEP-0384
+// 0.3: they get the body alone). Zero is Encrypt: each device with the
+// newest protocol it announces. A protocol the engine does not speak is
+// ErrNoEngine.
+func (o *OMEMO) EncryptOnly(ctx context.Context, plain *sce.Stanza, only omemo.Protocol) (*sce.Stanza, *Report, error) {
+	switch {
+	case only == 0:
+		only = o.only()
+	case only == omemo.ProtocolLegacy && !o.legacy:
+		return nil, nil, fmt.Errorf("%w: legacy OMEMO is not enabled", ErrNoEngine)
+	case only == omemo.ProtocolOMEMO2 && !o.v2:
+		return nil, nil, fmt.Errorf("%w: OMEMO 2 is not enabled", ErrNoEngine)
+	case only != omemo.ProtocolLegacy && only != omemo.ProtocolOMEMO2:
+		return nil, nil, fmt.Errorf("%w: protocol %d", ErrNoEngine, only)
+	}
 	to, err := jid.Parse(plain.AttrValue("to"))
 	if err != nil {
 		return nil, nil, fmt.Errorf("client: omemo: stanza without a valid 'to': %w", err)
 	}
 	recipients := []jid.JID{to.Bare()}
-	o.prepare(ctx, recipients)
-	out, rep, err := o.m.SealStanza(plain, &omemo.SealOptions{Recipients: recipients, Only: o.only()})
+	o.prepare(ctx, recipients, only)
+	out, rep, err := o.m.SealStanza(plain, &omemo.SealOptions{Recipients: recipients, Only: only})
 	if err == nil {
 		iqPayloadOnly(out)
 	}
@@ -330,16 +357,16 @@ func iqPayloadOnly(st *sce.Stanza) {
 // prepare fetches the device lists and bundles that recipients' devices
 // lack. Failures are left for the report (ReasonNoDeviceList,
 // ReasonNoBundle).
-func (o *OMEMO) prepare(ctx context.Context, recipients []jid.JID) {
+func (o *OMEMO) prepare(ctx context.Context, recipients []jid.JID, only omemo.Protocol) {
 	if ctx.Value(inIQHandlerKey{}) != nil {
 		// No round trips while an IQ request waits: use what is known.
 		return
 	}
-	if o.v2 {
+	if o.v2 && only != omemo.ProtocolLegacy {
 		o.prepareV2(ctx, recipients)
 	}
-	if o.legacy {
-		o.prepareLegacy(ctx, recipients)
+	if o.legacy && only != omemo.ProtocolOMEMO2 {
+		o.prepareLegacy(ctx, recipients, only)
 	}
 }
 
@@ -406,6 +433,28 @@ func (o *OMEMO) fetchBundle(ctx context.Context, a omemo.Address) error {
 		return o.m.SetBundle(a, &b)
 	}
 	return fmt.Errorf("%w: no bundle item %s of %s", ErrMalformed, id, a.JID)
+}
+
+// Prepare fetches what encrypting to bare needs, as a send does before it
+// seals: its device lists (OMEMO 2, and legacy OMEMO when enabled) and
+// the bundles of its devices that have neither a session nor a stored
+// bundle (XEP-0384 §5.3.1, §5.4; legacy bundles by node). It fails only
+// when none of the device lists could be fetched, with the errors of
+// each; a missing bundle is left for the report of the next send.
+func (o *OMEMO) Prepare(ctx context.Context, bare jid.JID) error {
+	bare = bare.Bare()
+	var errs []error
+	if o.v2 {
+		errs = append(errs, o.RefreshDevices(ctx, bare))
+	}
+	if o.legacy {
+		errs = append(errs, o.RefreshLegacyDevices(ctx, bare))
+	}
+	if !slices.Contains(errs, nil) {
+		return errors.Join(errs...)
+	}
+	o.prepare(ctx, []jid.JID{bare}, 0)
+	return nil
 }
 
 // RefreshDevices fetches the device list of a bare JID (XEP-0384 §5.3.1)

@@ -136,9 +136,14 @@ func (o *OMEMO) onLegacyDevices(_ context.Context, ev *Event) {
 }
 
 // prepareLegacy fetches the legacy device lists and bundles that
-// recipients' legacy-only devices lack.
-func (o *OMEMO) prepareLegacy(ctx context.Context, recipients []jid.JID) {
-	devices, noList, err := o.m.NeedLegacyBundles(recipients...)
+// recipients' legacy-only devices lack, or with only set to
+// omemo.ProtocolLegacy, that all their legacy devices lack.
+func (o *OMEMO) prepareLegacy(ctx context.Context, recipients []jid.JID, only omemo.Protocol) {
+	need := o.m.NeedLegacyBundles
+	if only == omemo.ProtocolLegacy {
+		need = o.m.NeedAllLegacyBundles
+	}
+	devices, noList, err := need(recipients...)
 	if err != nil {
 		o.c.log.Warn("client: omemo: NeedLegacyBundles", "err", err)
 		return
@@ -149,7 +154,7 @@ func (o *OMEMO) prepareLegacy(ctx context.Context, recipients []jid.JID) {
 				o.c.log.Info("client: omemo: no legacy device list", "jid", j, "err", err)
 			}
 		}
-		if devices, _, err = o.m.NeedLegacyBundles(recipients...); err != nil {
+		if devices, _, err = need(recipients...); err != nil {
 			o.c.log.Warn("client: omemo: NeedLegacyBundles", "err", err)
 			return
 		}

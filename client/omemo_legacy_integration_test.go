@@ -5,6 +5,7 @@ package client_test
 import (
 	"context"
 	"encoding/xml"
+	"errors"
 	"fmt"
 	"slices"
 	"strconv"
@@ -108,11 +109,15 @@ func TestIntegrationLegacyBothWays(t *testing.T) {
 	a1 := startOMEMOWith(t, ctx, srv, "alice", "a1", &client.OMEMOOptions{Legacy: true})
 	a2 := startOMEMOWith(t, ctx, srv, "alice", "a2", &client.OMEMOOptions{Legacy: true})
 	b1 := startOMEMOWith(t, ctx, srv, "bob", "b1", &client.OMEMOOptions{LegacyOnly: true})
+	b2 := startOMEMOWith(t, ctx, srv, "bob", "b2", &client.OMEMOOptions{LegacyOnly: true})
 	for _, d := range []*omemoDevice{a1, a2} {
 		waitKnows(t, d, aliceJID, other(d, a1, a2)...)
-		waitKnows(t, d, bobJID, b1)
+		waitKnows(t, d, bobJID, b1, b2)
 	}
-	waitKnows(t, b1, aliceJID, a1, a2)
+	for _, d := range []*omemoDevice{b1, b2} {
+		waitKnows(t, d, aliceJID, a1, a2)
+		waitKnows(t, d, bobJID, other(d, b1, b2)...)
+	}
 
 	// Features: alice both protocols, bob legacy alone.
 	info, err := b1.c.DiscoInfo(ctx, a1.c.JID(), "")
@@ -150,15 +155,17 @@ func TestIntegrationLegacyBothWays(t *testing.T) {
 	legacyEnc, v2Enc := client.OMEMOLegacyEncrypted, client.OMEMOEncrypted
 	for i := range 3 {
 		text, extra := secret("alice to bob "+strconv.Itoa(i)), secret("extra "+strconv.Itoa(i))
-		rep := sendChecked(t, ctx, a1, withExtra(chat(bobJID, text), extra), map[*omemoDevice]xml.Name{b1: legacyEnc, a2: v2Enc})
+		rep := sendChecked(t, ctx, a1, withExtra(chat(bobJID, text), extra), map[*omemoDevice]xml.Name{b1: legacyEnc, b2: legacyEnc, a2: v2Enc})
 		for _, d := range rep.Sent() {
 			withheld := slices.Contains(d.Withheld, extraName)
 			if withheld != (d.Protocol == legacyEnc) {
 				t.Fatalf("device %s (%v) withheld %v", d.Device, d.Protocol, d.Withheld)
 			}
 		}
-		if in := expectProtocol(t, b1, a1, text, legacyEnc); hasChild(in.Stanza, extraName) {
-			t.Fatalf("legacy bob got the SCE-only element: %+v", in.Stanza)
+		for _, b := range []*omemoDevice{b1, b2} {
+			if in := expectProtocol(t, b, a1, text, legacyEnc); hasChild(in.Stanza, extraName) {
+				t.Fatalf("legacy %s got the SCE-only element: %+v", b.name, in.Stanza)
+			}
 		}
 		in := expectProtocol(t, a2, a1, text, v2Enc)
 		if in.Via != client.ViaCarbonSent {
@@ -169,17 +176,29 @@ func TestIntegrationLegacyBothWays(t *testing.T) {
 		}
 
 		text = secret("bob to alice " + strconv.Itoa(i))
-		sendChecked(t, ctx, b1, chat(aliceJID, text), map[*omemoDevice]xml.Name{a1: legacyEnc, a2: legacyEnc})
+		sendChecked(t, ctx, b1, chat(aliceJID, text), map[*omemoDevice]xml.Name{a1: legacyEnc, a2: legacyEnc, b2: legacyEnc})
 		expectProtocol(t, a1, b1, text, legacyEnc)
 		expectProtocol(t, a2, b1, text, legacyEnc)
+		if in := expectProtocol(t, b2, b1, text, legacyEnc); in.Via != client.ViaCarbonSent {
+			t.Fatalf("b2 got bob's message via %v", in.Via)
+		}
 	}
-	// Replies in the security record's protocol reach the engine too.
-	text := secret("reply by protocol")
+	// Asked for by its name, legacy OMEMO alone: alice's other device gets
+	// it with legacy OMEMO too (it speaks both).
+	text := secret("legacy by name")
 	if _, err := a2.c.SendEncrypted(ctx, client.OMEMOLegacyEncrypted, chat(bobJID, text)); err != nil {
 		t.Fatal(err)
 	}
 	expectProtocol(t, b1, a2, text, legacyEnc)
-	expectProtocol(t, a1, a2, text, v2Enc)
+	expectProtocol(t, b2, a2, text, legacyEnc)
+	expectProtocol(t, a1, a2, text, legacyEnc)
+	// EncryptOnly(ProtocolOMEMO2) reaches no device of legacy-only bob.
+	if _, rep, err := a2.o.EncryptOnly(ctx, chat(bobJID, "never sent"), omemo.ProtocolOMEMO2); err == nil && slices.ContainsFunc(rep.Sent(), func(d client.DeviceReport) bool { return d.JID.Bare().Equal(bobJID) }) {
+		t.Fatalf("OMEMO 2 alone reached legacy-only bob: %+v", rep)
+	}
+	if _, _, err := b1.o.EncryptOnly(ctx, chat(aliceJID, "never sent"), omemo.ProtocolOMEMO2); !errors.Is(err, client.ErrNoEngine) {
+		t.Fatalf("a legacy-only device encrypted with OMEMO 2: %v", err)
+	}
 	noPlaintext(t, srv, secrets...)
 }
 
