@@ -23,6 +23,7 @@ import (
 	"mellium.im/xmpp/jid"
 
 	"hush.im/client"
+	"hush.im/omemo"
 	"hush.im/ox"
 	"hush.im/store/bolt"
 	"hush.im/trust"
@@ -480,9 +481,10 @@ func openStore(a *account, create bool) (*bolt.Store, error) {
 	return st, err
 }
 
-// session is a connected account with its OMEMO 2 engine and, if
+// session is a connected account with its OMEMO engine and, if
 // asked for, its OX engine.
 type session struct {
+	a  *account
 	c  *client.Client
 	o  *client.OMEMO
 	x  *client.OX // nil without OX
@@ -490,6 +492,10 @@ type session struct {
 	ix *trust.Index
 
 	decryptMu sync.Mutex // one decryption (and its store batch) at a time
+	// only restricts what hushEngine encrypts to one OMEMO protocol
+	// (hush send --omemo, --legacy); zero: each device with the newest
+	// protocol it announces.
+	only omemo.Protocol
 }
 
 // oxMode says whether connect starts the OX engine.
@@ -556,8 +562,8 @@ func oxKey(a *account, create bool) (*ox.Key, error) {
 	return keys[0], nil
 }
 
-// connect opens the store, connects and starts the OMEMO 2 engine with
-// blind trust before verification. It does not send initial presence.
+// connect opens the store, connects and starts the OMEMO engine (OMEMO 2
+// and legacy OMEMO, one identity) with blind trust before verification. It does not send initial presence.
 func (f *accountFlags) connect(ctx context.Context, stdin io.Reader, stderr io.Writer, withOX oxMode) (*session, error) {
 	a, err := f.resolve()
 	if err != nil {
@@ -598,8 +604,8 @@ func (f *accountFlags) connect(ctx context.Context, stdin io.Reader, stderr io.W
 		}
 		return nil, err
 	}
-	s := &session{c: c, st: st, ix: trust.NewIndex()}
-	s.o, err = client.NewOMEMO(ctx, c, st, &client.OMEMOOptions{Trust: trust.BTBV{Levels: s.ix}})
+	s := &session{a: a, c: c, st: st, ix: trust.NewIndex()}
+	s.o, err = client.NewOMEMO(ctx, c, st, &client.OMEMOOptions{Trust: trust.BTBV{Levels: s.ix}, Legacy: true})
 	if err != nil {
 		s.close()
 		return nil, err
@@ -613,19 +619,23 @@ func (f *accountFlags) connect(ctx context.Context, stdin io.Reader, stderr io.W
 		return nil, err
 	}
 	if withOX != oxOff {
-		key, err := oxKey(a, withOX == oxCreate)
-		if err != nil {
+		if err := s.startOX(ctx, withOX == oxCreate); err != nil {
 			s.close()
 			return nil, err
 		}
-		if key != nil {
-			if s.x, err = client.NewOX(ctx, c, key, nil); err != nil {
-				s.close()
-				return nil, err
-			}
-		}
 	}
 	return s, nil
+}
+
+// startOX starts the OX engine with the account's key, made and published
+// first when create is set; without a key and create, it does nothing.
+func (s *session) startOX(ctx context.Context, create bool) error {
+	key, err := oxKey(s.a, create)
+	if err != nil || key == nil {
+		return err
+	}
+	s.x, err = client.NewOX(ctx, s.c, key, nil)
+	return err
 }
 
 // observe feeds the trust index the devices known of bare (BTBV reads it

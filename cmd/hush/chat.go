@@ -15,12 +15,9 @@ import (
 	"mellium.im/xmpp/jid"
 
 	"hush.im/client"
-	"hush.im/omemo"
-	"hush.im/ox"
-	"hush.im/sce"
 )
 
-const chatSynopsis = "[--ox] [account flags] JID"
+const chatSynopsis = "[--omemo|--legacy|--ox] [account flags] JID"
 
 // chatQuit is the line that ends hush chat.
 const chatQuit = "/quit"
@@ -33,8 +30,12 @@ const chatQuit = "/quit"
 func runChat(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	fs := newFlagSet("chat", chatSynopsis, stderr)
 	af := addAccountFlags(fs)
-	useOX := fs.Bool("ox", false, "send with OpenPGP for XMPP instead of OMEMO 2 (the own key is made and published on first use)")
+	pf := addProtocolFlags(fs)
 	if err := parseNetFlags(fs, args); err != nil {
+		return err
+	}
+	proto, err := pf.protocol("chat")
+	if err != nil {
 		return err
 	}
 	if fs.NArg() != 1 {
@@ -51,11 +52,7 @@ func runChat(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	defer stop()
 	cctx, ccancel := context.WithTimeout(ctx, netTimeout)
 	defer ccancel()
-	mode, protocol := oxIfPresent, client.OMEMOEncrypted
-	if *useOX {
-		mode, protocol = oxCreate, client.OXEncrypted
-	}
-	s, err := af.connect(cctx, stdin, stderr, mode)
+	s, err := af.connect(cctx, stdin, stderr, proto.oxMode())
 	if err != nil {
 		return err
 	}
@@ -67,10 +64,11 @@ func runChat(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	if err := s.c.Online(cctx); err != nil {
 		return err
 	}
-	if !*useOX {
-		if err := s.o.RefreshDevices(cctx, to); err != nil {
-			fmt.Fprintf(stderr, "hush: warning: %s: %v (is it an account with OMEMO 2? try --ox)\n", to, err)
-		}
+	protocol, err := s.prepareSend(cctx, to, proto)
+	if err != nil {
+		// Receiving still works; each line typed will be refused.
+		fmt.Fprintf(stderr, "hush: warning: %v\nhush: hint: %s\n", err, sendHint)
+		protocol = client.OMEMOEncrypted
 	}
 	ccancel()
 	fmt.Fprintf(stderr, "hush: chatting with %s; %s or end of input to leave\n", to, chatQuit)
@@ -139,17 +137,9 @@ loop:
 func chatSend(ctx context.Context, s *session, protocol xml.Name, to jid.JID, text string) error {
 	sctx, cancel := context.WithTimeout(ctx, netTimeout)
 	defer cancel()
-	msg := &sce.Stanza{
-		Name: xml.Name{Space: nsClient, Local: "message"},
-		Attr: []xml.Attr{{Name: xml.Name{Local: "to"}, Value: to.String()}, {Name: xml.Name{Local: "type"}, Value: "chat"}},
-		Children: []sce.Element{
-			sce.TextElement(xml.Name{Space: nsClient, Local: "body"}, text),
-		},
-	}
-	_, err := s.c.SendEncrypted(sctx, protocol, msg)
-	var noDevice *omemo.NoEligibleDevicesError
-	if errors.Is(err, errNoTrustedDevice) || errors.Is(err, client.ErrNoRecipientDevice) || errors.As(err, &noDevice) || errors.Is(err, ox.ErrNoRecipients) {
-		return fmt.Errorf("%s: %w (see \"hush fingerprints %s\")", to, errNoTrustedDevice, to)
+	_, err := s.sendText(sctx, protocol, to, text)
+	if errors.Is(err, errNoTrustedDevice) {
+		return fmt.Errorf("%w (see \"hush fingerprints %s\")", err, to)
 	}
 	return err
 }

@@ -13,6 +13,7 @@ import (
 
 	"hush.im/client"
 	"hush.im/omemo"
+	"hush.im/omemo/legacy"
 	"hush.im/ox"
 )
 
@@ -26,10 +27,6 @@ const (
 	// bundle is reported (XEP-0384 §5.3.2 asks for at least 25; hush keeps
 	// omemo.DefaultPreKeys and refills after each key exchange).
 	doctorLowPreKeys = omemo.MinPreKeys
-	// nodeLegacyDevices is the legacy OMEMO device list node (XEP-0384
-	// 0.3 §4.3, eu.siacs.conversations.axolotl), spelled out here so that
-	// doctor reads it without the legacy engine.
-	nodeLegacyDevices = "eu.siacs.conversations.axolotl.devicelist"
 )
 
 // doctorReport collects the checks of hush doctor.
@@ -180,6 +177,8 @@ func runDoctor(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 		}
 	}
 
+	checkLegacy(ctx, s, r)
+
 	// OX: the own public key announced (XEP-0373 §4.2).
 	if s.x != nil {
 		fpr := s.x.Key().Fingerprint()
@@ -209,10 +208,10 @@ func runDoctor(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	// Contacts: which protocols they announce.
 	for _, c := range contacts {
 		var have []string
-		for _, p := range []struct{ name, node, child string }{
-			{"OMEMO 2", omemo.NodeDevices, "device"},
-			{"legacy OMEMO", nodeLegacyDevices, "device"},
-			{"OX", ox.NodePublicKeys, "pubkey-metadata"},
+		for _, p := range []struct{ name, node, child, unit string }{
+			{"OMEMO 2", omemo.NodeDevices, "device", "device"},
+			{"legacy OMEMO", legacy.NodeDeviceList, "device", "device"},
+			{"OX", ox.NodePublicKeys, "pubkey-metadata", "key"},
 		} {
 			items, err := s.c.FetchItems(ctx, c, p.node)
 			it, ok := firstPayload(items)
@@ -223,7 +222,7 @@ func runDoctor(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 			default:
 				n := countChildren(it, p.child)
 				if n > 0 {
-					have = append(have, fmt.Sprintf("%s (%d %s)", p.name, n, plural(n, p.child, p.child+"s")))
+					have = append(have, fmt.Sprintf("%s (%d %s)", p.name, n, plural(n, p.unit, p.unit+"s")))
 				}
 			}
 		}
@@ -238,6 +237,52 @@ func runDoctor(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	}
 	fmt.Fprintln(stdout, "healthy")
 	return nil
+}
+
+// checkLegacy checks the own legacy OMEMO device list and bundle
+// (XEP-0384 0.3 §4.3, §4.4), fetched as a contact would: what
+// Conversations, Dino, Gajim and Profanity read.
+func checkLegacy(ctx context.Context, s *session, r *doctorReport) {
+	m := s.o.Manager()
+	own := m.JID()
+	items, err := s.c.FetchItems(ctx, own, legacy.NodeDeviceList)
+	var list legacy.DeviceList
+	switch it, ok := firstPayload(items); {
+	case err != nil:
+		r.problem(`legacy OMEMO clients cannot reach this device; run "hush devices" to publish it again`, "own legacy device list (%s): %v", legacy.NodeDeviceList, err)
+	case !ok:
+		r.problem(`run "hush devices" to publish it again`, "own legacy device list (%s) is empty", legacy.NodeDeviceList)
+	default:
+		if err := xml.NewTokenDecoder(&tokens{toks: it.Payload.Tokens}).Decode(&list); err != nil {
+			r.problem("another client published a broken list; publishing again replaces it", "own legacy device list: %v", err)
+		} else if !list.Contains(m.DeviceID()) {
+			r.problem(`run "hush devices" to announce this device again`, "this device %d is not on the own legacy device list (%d devices)", m.DeviceID(), len(list.Devices))
+		} else {
+			r.ok("own legacy device list has %d %s, this one included", len(list.Devices), plural(len(list.Devices), "device", "devices"))
+		}
+	}
+	node := legacy.BundleNode(m.DeviceID())
+	items, err = s.c.FetchItems(ctx, own, node)
+	var bundle legacy.Bundle
+	mine, merr := m.LegacyBundle()
+	switch it, ok := firstPayload(items); {
+	case err != nil:
+		r.problem(`legacy OMEMO clients cannot start a session with this device; run "hush devices" to publish it again`, "own legacy bundle (%s) not fetchable: %v", node, err)
+	case !ok:
+		r.problem(`run "hush devices" to publish it again`, "own legacy bundle (%s) is empty", node)
+	case merr != nil:
+		r.problem("", "own legacy bundle: %v", merr)
+	default:
+		if err := xml.NewTokenDecoder(&tokens{toks: it.Payload.Tokens}).Decode(&bundle); err != nil {
+			r.problem("publishing again replaces it", "own legacy bundle: %v", err)
+		} else if !bytes.Equal(bundle.IdentityKey, mine.IdentityKey) {
+			r.problem("another device published a legacy bundle under this device id; remove the store or its other copy", "own legacy bundle holds another identity key than this device")
+		} else if n := len(bundle.PreKeys); n < doctorLowPreKeys {
+			r.problem(`run "hush listen" once so that hush refills them`, "own legacy bundle has %d prekeys left (fewer than %d)", n, doctorLowPreKeys)
+		} else {
+			r.ok("own legacy bundle is fetchable, %d prekeys left", n)
+		}
+	}
 }
 
 func plural(n int, one, many string) string {

@@ -29,8 +29,10 @@ func TestIntegrationDoctor(t *testing.T) {
 		`(?m)^ok +server supports publish-options`,
 		`(?m)^ok +own device list has 1 device, this one included$`,
 		`(?m)^ok +own bundle is fetchable, \d+ prekeys left$`,
+		`(?m)^ok +own legacy device list has 1 device, this one included$`,
+		`(?m)^ok +own legacy bundle is fetchable, \d+ prekeys left$`,
 		`(?m)^info +no OX key`,
-		`(?m)^ok +` + regexp.QuoteMeta(bobJID) + ` announces OMEMO 2 \(1 device\)$`,
+		`(?m)^ok +` + regexp.QuoteMeta(bobJID) + ` announces OMEMO 2 \(1 device\), legacy OMEMO \(1 device\)$`,
 		`(?m)^healthy$`,
 	} {
 		if !regexp.MustCompile(want).MatchString(stdout) {
@@ -46,7 +48,7 @@ func TestIntegrationDoctor(t *testing.T) {
 	if code, stdout, stderr := bob.hush(t, "", "doctor"); code != 0 || !regexp.MustCompile(`(?m)^ok +own OX key [0-9A-F]+ is announced$`).MatchString(stdout) {
 		t.Fatalf("doctor with OX: exit %d\n%s%s", code, stdout, stderr)
 	}
-	if code, stdout, stderr := alice.hush(t, "", "doctor", bobJID); code != 0 || !strings.Contains(stdout, bobJID+" announces OMEMO 2 (1 device), OX (1 pubkey-metadata)") {
+	if code, stdout, stderr := alice.hush(t, "", "doctor", bobJID); code != 0 || !strings.Contains(stdout, bobJID+" announces OMEMO 2 (1 device), legacy OMEMO (1 device), OX (1 key)") {
 		t.Fatalf("doctor %s: exit %d\n%s%s", bobJID, code, stdout, stderr)
 	}
 

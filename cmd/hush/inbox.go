@@ -200,7 +200,8 @@ func decodeEntry(m *store.Message) (inboxEntry, error) {
 }
 
 // handleIntoInbox installs the message handler of hush listen and hush
-// chat: OMEMO 2 messages are in the inbox already (hushEngine.Decrypt),
+// chat: OMEMO messages (both versions) are in the inbox already
+// (hushEngine.Decrypt),
 // OX messages are put there; each wakes the returned channel. signal
 // wakes it too.
 func (s *session) handleIntoInbox(stderr io.Writer) (wake <-chan struct{}, signal func()) {
@@ -222,7 +223,7 @@ func (s *session) handleIntoInbox(stderr io.Writer) (wake <-chan struct{}, signa
 			}
 			return
 		}
-		if in.Security.Protocol != client.OMEMOEncrypted {
+		if p := in.Security.Protocol; p != client.OMEMOEncrypted && p != client.OMEMOLegacyEncrypted {
 			// OX: the engine has no transaction to join; the message is
 			// put in the inbox before it is shown.
 			if err := s.putInbox(s.o.Manager().JID(), in, in.Stanza, in.Security); err != nil && !errors.Is(err, client.ErrDuplicate) {

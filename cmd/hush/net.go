@@ -5,10 +5,12 @@ import (
 	"encoding/json"
 	"encoding/xml"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
 	"os/signal"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -50,11 +52,12 @@ var nsClient = "jabber:client"
 // the contact.
 var errNoTrustedDevice = errors.New("no trusted device of the contact could be encrypted for; nothing was sent")
 
-// hushEngine is the OMEMO 2 engine as hush uses it. It keeps the trust
-// index that BTBV reads up to date with the devices of each peer before
-// encrypting to it or decrypting from it, and, for hush send, refuses (so
-// that client.SendEncrypted sends nothing) unless a device of the
-// recipient, not only another own device, got a key.
+// hushEngine is the OMEMO engine (OMEMO 2 and legacy OMEMO) as hush uses
+// it. It keeps the trust index that BTBV reads up to date with the devices
+// of each peer before encrypting to it or decrypting from it, encrypts
+// with the protocol hush send was asked for (session.only), and, for hush
+// send, refuses (so that client.SendEncrypted sends nothing) unless a
+// device of the recipient, not only another own device, got a key.
 type hushEngine struct {
 	*client.OMEMO
 	s *session
@@ -69,7 +72,7 @@ func (e hushEngine) Encrypt(ctx context.Context, plain *sce.Stanza) (*sce.Stanza
 	if err := e.s.observe(to.Bare()); err != nil {
 		return nil, nil, err
 	}
-	out, rep, err := e.OMEMO.Encrypt(ctx, plain)
+	out, rep, err := e.OMEMO.EncryptOnly(ctx, plain, e.s.only)
 	if err != nil {
 		return nil, rep, err
 	}
@@ -89,18 +92,65 @@ func (e hushEngine) Decrypt(ctx context.Context, in *client.Incoming) (*sce.Stan
 	return e.decryptOMEMO(ctx, in)
 }
 
-const sendSynopsis = "[--omemo] [account flags] JID [TEXT]"
+const sendSynopsis = "[--omemo|--legacy|--ox] [account flags] JID [TEXT]"
+
+// sendProtocol is the protocol of one hush send.
+type sendProtocol int
+
+const (
+	sendAuto   sendProtocol = iota // the best the contact announces
+	sendOMEMO2                     // OMEMO 2 alone
+	sendLegacy                     // legacy OMEMO alone
+	sendOX                         // OpenPGP for XMPP
+)
+
+// protocolFlags are the protocol flags of hush send and hush chat.
+type protocolFlags struct{ omemo2, legacy, ox *bool }
+
+func addProtocolFlags(fs *flag.FlagSet) *protocolFlags {
+	return &protocolFlags{
+		omemo2: fs.Bool("omemo", false, "encrypt with OMEMO 2 (XEP-0384 0.9) alone"),
+		legacy: fs.Bool("legacy", false, "encrypt with legacy OMEMO (eu.siacs.conversations.axolotl) alone: the body only"),
+		ox:     fs.Bool("ox", false, "encrypt with OpenPGP for XMPP (XEP-0373/0374); the own key is made and published on first use"),
+	}
+}
+
+// protocol returns the protocol asked for; sendAuto without a flag.
+func (f *protocolFlags) protocol(cmd string) (sendProtocol, error) {
+	proto := sendAuto
+	for _, c := range []struct {
+		set bool
+		p   sendProtocol
+	}{{*f.omemo2, sendOMEMO2}, {*f.legacy, sendLegacy}, {*f.ox, sendOX}} {
+		if !c.set {
+			continue
+		}
+		if proto != sendAuto {
+			return 0, &usageError{msg: cmd + ": --omemo, --legacy and --ox exclude each other"}
+		}
+		proto = c.p
+	}
+	return proto, nil
+}
+
+// oxMode is the OX mode connect needs for proto.
+func (p sendProtocol) oxMode() oxMode {
+	if p == sendOX {
+		return oxCreate
+	}
+	return oxIfPresent
+}
 
 func runSend(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	fs := newFlagSet("send", sendSynopsis, stderr)
 	af := addAccountFlags(fs)
-	useOMEMO := fs.Bool("omemo", false, "encrypt with OMEMO 2 (the default)")
-	useOX := fs.Bool("ox", false, "encrypt with OpenPGP for XMPP (XEP-0373/0374); the own key is made and published on first use")
+	pf := addProtocolFlags(fs)
 	if err := parseNetFlags(fs, args); err != nil {
 		return err
 	}
-	if *useOX && *useOMEMO {
-		return &usageError{msg: "send: --omemo and --ox exclude each other"}
+	proto, err := pf.protocol("send")
+	if err != nil {
+		return err
 	}
 	if fs.NArg() < 1 || fs.NArg() > 2 {
 		return &usageError{msg: "send: want JID and optionally TEXT", hint: "hush send " + sendSynopsis}
@@ -109,54 +159,27 @@ func runSend(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	if err != nil || to.Domainpart() == "" {
 		return &usageError{msg: fmt.Sprintf("send: invalid JID %q", fs.Arg(0))}
 	}
-	var text string
-	if fs.NArg() == 2 {
-		text = fs.Arg(1)
-	} else {
-		b, err := io.ReadAll(io.LimitReader(stdin, maxMessage+1))
-		if err != nil {
-			return err
-		}
-		if len(b) > maxMessage {
-			return fmt.Errorf("send: message longer than %d bytes", maxMessage)
-		}
-		text = strings.TrimSuffix(string(b), "\n")
-	}
-	if text == "" {
-		return &usageError{msg: "send: empty message"}
-	}
-	if !utf8.ValidString(text) {
-		return errors.New("send: message is not UTF-8")
+	to = to.Bare()
+	text, err := messageText(fs, stdin)
+	if err != nil {
+		return err
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), netTimeout)
 	defer cancel()
-	mode, protocol := oxOff, client.OMEMOEncrypted
-	if *useOX {
-		mode, protocol = oxCreate, client.OXEncrypted
-	}
-	s, err := af.connect(ctx, stdin, stderr, mode)
+	s, err := af.connect(ctx, stdin, stderr, proto.oxMode())
 	if err != nil {
 		return err
 	}
 	defer s.close()
-	if !*useOX {
-		if err := s.o.RefreshDevices(ctx, to.Bare()); err != nil {
-			return &exitError{code: exitNotSent, err: fmt.Errorf("send: %s: %w; nothing was sent", to.Bare(), err), hint: "is it an account with OMEMO 2 (XEP-0384 0.9)? try --ox"}
-		}
+	protocol, err := s.prepareSend(ctx, to, proto)
+	if err != nil {
+		return &exitError{code: exitNotSent, err: fmt.Errorf("send: %w", err), hint: sendHint}
 	}
-	msg := &sce.Stanza{
-		Name: xml.Name{Space: nsClient, Local: "message"},
-		Attr: []xml.Attr{{Name: xml.Name{Local: "to"}, Value: to.String()}, {Name: xml.Name{Local: "type"}, Value: "chat"}},
-		Children: []sce.Element{
-			sce.TextElement(xml.Name{Space: nsClient, Local: "body"}, text),
-		},
-	}
-	rep, err := s.c.SendEncrypted(ctx, protocol, msg)
+	rep, err := s.sendText(ctx, protocol, to, text)
 	printReport(stderr, rep)
-	var noDevice *omemo.NoEligibleDevicesError
-	if errors.Is(err, errNoTrustedDevice) || errors.Is(err, client.ErrNoRecipientDevice) || errors.As(err, &noDevice) || errors.Is(err, ox.ErrNoRecipients) {
-		return &exitError{code: exitNotSent, err: fmt.Errorf("send: %s: %w", to.Bare(), errNoTrustedDevice),
-			hint: fmt.Sprintf(`see "hush fingerprints %s" and "hush trust"`, to.Bare())}
+	if errors.Is(err, errNoTrustedDevice) {
+		return &exitError{code: exitNotSent, err: fmt.Errorf("send: %w", err),
+			hint: fmt.Sprintf(`see "hush fingerprints %s" and "hush trust"`, to)}
 	}
 	if err != nil {
 		return fmt.Errorf("send: %w", err)
@@ -167,6 +190,108 @@ func runSend(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 		fmt.Fprintf(stderr, "hush: warning: %v\n", err)
 	}
 	return nil
+}
+
+// sendHint is the hint of a send whose protocol the contact lacks.
+const sendHint = "without a protocol flag hush picks one the contact announces; it never sends plaintext"
+
+// prepareSend readies the session for messages to to with proto (the
+// best the contact announces for sendAuto, see chooseProtocol) and
+// returns the protocol to give client.SendEncrypted. An error means no
+// message can be encrypted to to with proto; it names to.
+func (s *session) prepareSend(ctx context.Context, to jid.JID, proto sendProtocol) (xml.Name, error) {
+	var err error
+	if proto == sendAuto {
+		if proto, err = s.chooseProtocol(ctx, to); err != nil {
+			return xml.Name{}, err
+		}
+	}
+	switch proto {
+	case sendOX:
+		if s.x == nil {
+			if err := s.startOX(ctx, true); err != nil {
+				return xml.Name{}, err
+			}
+		}
+		return client.OXEncrypted, nil
+	case sendLegacy:
+		s.only = omemo.ProtocolLegacy
+		err = s.o.RefreshLegacyDevices(ctx, to)
+	case sendOMEMO2:
+		s.only = omemo.ProtocolOMEMO2
+		err = s.o.RefreshDevices(ctx, to)
+	}
+	if err != nil {
+		return xml.Name{}, fmt.Errorf("%s: %w; nothing was sent", to, err)
+	}
+	return client.OMEMOEncrypted, nil
+}
+
+// sendText sends text to to as a chat message encrypted with protocol.
+// When no trusted device of the contact could get a key, nothing is sent
+// and the error wraps errNoTrustedDevice.
+func (s *session) sendText(ctx context.Context, protocol xml.Name, to jid.JID, text string) (*client.Report, error) {
+	msg := &sce.Stanza{
+		Name: xml.Name{Space: nsClient, Local: "message"},
+		Attr: []xml.Attr{{Name: xml.Name{Local: "to"}, Value: to.String()}, {Name: xml.Name{Local: "type"}, Value: "chat"}},
+		Children: []sce.Element{
+			sce.TextElement(xml.Name{Space: nsClient, Local: "body"}, text),
+		},
+	}
+	rep, err := s.c.SendEncrypted(ctx, protocol, msg)
+	var noDevice *omemo.NoEligibleDevicesError
+	if errors.Is(err, errNoTrustedDevice) || errors.Is(err, client.ErrNoRecipientDevice) || errors.As(err, &noDevice) || errors.Is(err, ox.ErrNoRecipients) {
+		return rep, fmt.Errorf("%s: %w", to, errNoTrustedDevice)
+	}
+	return rep, err
+}
+
+// messageText returns the TEXT argument of hush send, or standard input
+// without its final newline.
+func messageText(fs *flag.FlagSet, stdin io.Reader) (string, error) {
+	var text string
+	if fs.NArg() == 2 {
+		text = fs.Arg(1)
+	} else {
+		b, err := io.ReadAll(io.LimitReader(stdin, maxMessage+1))
+		if err != nil {
+			return "", err
+		}
+		if len(b) > maxMessage {
+			return "", fmt.Errorf("send: message longer than %d bytes", maxMessage)
+		}
+		text = strings.TrimSuffix(string(b), "\n")
+	}
+	if text == "" {
+		return "", &usageError{msg: "send: empty message"}
+	}
+	if !utf8.ValidString(text) {
+		return "", errors.New("send: message is not UTF-8")
+	}
+	return text, nil
+}
+
+// chooseProtocol picks the protocol of a hush send without a protocol
+// flag: OMEMO when the contact announces an OMEMO device list (OMEMO 2 or
+// legacy; each device then gets the newest protocol it announces), else
+// OX when it announces an OpenPGP key (XEP-0373 §4.2), else none: the
+// send fails closed (exit 4).
+func (s *session) chooseProtocol(ctx context.Context, to jid.JID) (sendProtocol, error) {
+	omemoErr := s.o.Prepare(ctx, to)
+	if omemoErr == nil {
+		devs, err := s.o.Manager().Devices(to)
+		if err != nil {
+			return 0, err
+		}
+		if slices.ContainsFunc(devs, func(d omemo.DeviceInfo) bool { return d.Listed }) {
+			return sendAuto, nil
+		}
+	}
+	items, err := s.c.FetchItems(ctx, to, ox.NodePublicKeys)
+	if err == nil && len(items) > 0 {
+		return sendOX, nil
+	}
+	return 0, fmt.Errorf("%s announces no OMEMO device and no OpenPGP key; nothing was sent", to)
 }
 
 // printReport prints the delivery report of a send on stderr: which
@@ -206,6 +331,8 @@ func protocolName(n xml.Name) string {
 	switch n {
 	case client.OMEMOEncrypted:
 		return "omemo2"
+	case client.OMEMOLegacyEncrypted:
+		return "legacy"
 	case client.OXEncrypted:
 		return "ox"
 	}
@@ -347,10 +474,10 @@ func runDevices(name string, args []string, stdin io.Reader, stdout, stderr io.W
 	if target.Domainpart() == "" {
 		target = own
 	}
-	if err := s.o.RefreshDevices(ctx, target); err != nil {
+	if err := s.o.Prepare(ctx, target); err != nil {
 		return fmt.Errorf("%s: %s: %w", name, target, err)
 	}
-	if err := fetchBundles(ctx, s, target, stderr); err != nil {
+	if err := s.observe(target); err != nil {
 		return err
 	}
 	devs, err := m.Devices(target)
@@ -395,41 +522,6 @@ func printDevice(w io.Writer, cmd, id, fpr, trust, state string) {
 		trust += ", " + state
 	}
 	fmt.Fprintf(w, "%-10s %s\n", id, trust)
-}
-
-// fetchBundles fetches the bundles of bare's devices the store lacks
-// (XEP-0384 §5.3.2, item id the device id), so that their keys are known.
-func fetchBundles(ctx context.Context, s *session, bare jid.JID, stderr io.Writer) error {
-	m := s.o.Manager()
-	need, _, err := m.NeedBundles(bare)
-	if err != nil {
-		return err
-	}
-	for _, a := range need {
-		if !a.JID.Equal(bare) {
-			continue
-		}
-		id := strconv.FormatUint(uint64(a.Device), 10)
-		items, err := s.c.FetchItems(ctx, a.JID, omemo.NodeBundles, id)
-		if err != nil {
-			fmt.Fprintf(stderr, "hush: warning: no bundle of %s: %v\n", a, err)
-			continue
-		}
-		for _, it := range items {
-			if it.ID != id || it.Payload.Name.Local == "" {
-				continue
-			}
-			var b omemo.Bundle
-			if err := xml.NewTokenDecoder(&tokens{toks: it.Payload.Tokens}).Decode(&b); err != nil {
-				fmt.Fprintf(stderr, "hush: warning: bundle of %s: %v\n", a, err)
-				continue
-			}
-			if err := m.SetBundle(a, &b); err != nil {
-				fmt.Fprintf(stderr, "hush: warning: bundle of %s: %v\n", a, err)
-			}
-		}
-	}
-	return s.observe(bare)
 }
 
 // tokens reads tokens from a slice.

@@ -1,0 +1,99 @@
+//go:build integration
+
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"hush.im/client"
+	"hush.im/internal/prosodytest"
+	"hush.im/ox"
+)
+
+// TestIntegrationSendProtocols: hush send --legacy reaches a hush
+// listener as legacy OMEMO; without a flag hush send picks OMEMO for a
+// contact with OMEMO devices, OX for a contact that announces only an
+// OpenPGP key, and refuses (exit 4, nothing sent) a contact that announces
+// neither.
+func TestIntegrationSendProtocols(t *testing.T) {
+	srv := prosodytest.Start(t, prosodytest.Options{Users: []string{"alice", "bob", "carol", "dave"}})
+	alice, bob := addAccount(t, srv, "alice"), addAccount(t, srv, "bob")
+	aliceDev, bobDev := alice.ownDevice(t), bob.ownDevice(t)
+	bobJID, carolJID, daveJID := srv.JID("bob").String(), srv.JID("carol").String(), srv.JID("dave").String()
+
+	// --legacy: legacy OMEMO alone; bob's listen names the protocol.
+	secret := fmt.Sprintf("legacy lighthouse %d", time.Now().UnixNano())
+	code, _, stderr := alice.hush(t, "", "send", "--legacy", bobJID, secret)
+	if code != 0 || !strings.Contains(stderr, "hush: sent to "+bobJID+" device "+bobDev+"\n") {
+		t.Fatalf("send --legacy: exit %d\n%s", code, stderr)
+	}
+	code, stdout, stderr := bob.hush(t, "", "listen", "--json", "--count", "1", "--timeout", "30s")
+	var got listened
+	if code != 0 || json.Unmarshal([]byte(stdout), &got) != nil {
+		t.Fatalf("listen: exit %d, stdout %q\n%s", code, stdout, stderr)
+	}
+	if want := (listened{From: srv.JID("alice").String(), Device: aliceDev, Protocol: "legacy", Trust: "blind", Via: "offline", Text: secret}); got != want {
+		t.Errorf("listen: got %+v, want %+v", got, want)
+	}
+
+	// No flag, a contact with OMEMO 2 and legacy devices: OMEMO 2.
+	secret2 := fmt.Sprintf("newest protocol %d", time.Now().UnixNano())
+	if code, _, stderr := alice.hush(t, "", "send", bobJID, secret2); code != 0 {
+		t.Fatalf("send: exit %d\n%s", code, stderr)
+	}
+	code, stdout, stderr = bob.hush(t, "", "listen", "--count", "1", "--timeout", "30s")
+	if want := fmt.Sprintf("%s [device %s, omemo2, blind]: %s\n", srv.JID("alice"), aliceDev, secret2); code != 0 || stdout != want {
+		t.Fatalf("listen: exit %d, stdout %q, want %q\n%s", code, stdout, want, stderr)
+	}
+
+	// dave announces nothing: exit 4, nothing sent.
+	code, _, stderr = alice.hush(t, "", "send", daveJID, "never in the clear")
+	if code != exitNotSent || !strings.Contains(stderr, "announces no OMEMO device and no OpenPGP key; nothing was sent") {
+		t.Fatalf("send to a contact without keys: exit %d\n%s", code, stderr)
+	}
+
+	// carol is an OX-only client: no flag picks OX, and carol reads it.
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	carol, err := client.Dial(ctx, srv.JID("carol"), srv.Password("carol"), &client.Options{Addr: srv.Addr, PlainLoopback: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer carol.Close()
+	key, err := ox.GenerateKey(srv.JID("carol"), ox.Curve25519)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := client.NewOX(ctx, carol, key, nil); err != nil {
+		t.Fatal(err)
+	}
+	inbox := make(chan *client.Incoming, 4)
+	carol.HandleMessage(func(_ context.Context, in *client.Incoming) { inbox <- in })
+	if err := carol.Online(ctx); err != nil {
+		t.Fatal(err)
+	}
+	secret3 := fmt.Sprintf("openpgp only %d", time.Now().UnixNano())
+	code, _, stderr = alice.hush(t, "", "send", carolJID, secret3)
+	if code != 0 || !strings.Contains(stderr, "hush: sent to "+carolJID) {
+		t.Fatalf("send to an OX-only contact: exit %d\n%s", code, stderr)
+	}
+	select {
+	case in := <-inbox:
+		if in.Err != nil || in.Security == nil || in.Security.Protocol != client.OXEncrypted || body(in.Stanza) != secret3 {
+			t.Fatalf("carol got %+v (err %v)", in.Security, in.Err)
+		}
+	case <-ctx.Done():
+		t.Fatal("carol got nothing")
+	}
+
+	for _, s := range []string{secret, secret2, secret3} {
+		if files, err := srv.FilesContaining([]byte(s)); err != nil || len(files) > 0 {
+			t.Errorf("the server holds %q in %v (%v)", s, files, err)
+		}
+	}
+}
