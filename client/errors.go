@@ -44,6 +44,10 @@ var (
 	// ErrMalformed reports a server reply that does not follow the
 	// protocol's schema.
 	ErrMalformed = errors.New("client: malformed reply")
+	// ErrNoDeviceList reports a contact without an OMEMO device list of the
+	// protocol asked for (XEP-0384 §5.3.1, item-not-found): its clients do
+	// not speak it, or the node is not visible to this account.
+	ErrNoDeviceList = errors.New("client: no OMEMO device list announced")
 
 	// ErrReadBack reports a published item that could not be read back as
 	// published, or a node whose access model is not the one requested, so

@@ -468,7 +468,7 @@ func (o *OMEMO) RefreshDevices(ctx context.Context, bare jid.JID) error {
 	}
 	if l == nil {
 		if !bare.Equal(o.m.JID()) {
-			return fmt.Errorf("%w: %s has no OMEMO 2 device list", ErrMalformed, bare)
+			return fmt.Errorf("%w: %s announces no OMEMO 2 device list", ErrNoDeviceList, bare)
 		}
 		l = &omemo.DeviceList{}
 	}

@@ -32,7 +32,7 @@ func (o *OMEMO) RefreshLegacyDevices(ctx context.Context, bare jid.JID) error {
 	}
 	if l == nil {
 		if !bare.Equal(o.m.JID()) {
-			return fmt.Errorf("%w: %s has no legacy OMEMO device list", ErrMalformed, bare)
+			return fmt.Errorf("%w: %s announces no legacy OMEMO device list", ErrNoDeviceList, bare)
 		}
 		l = &legacy.DeviceList{}
 	}
