@@ -618,6 +618,10 @@ func (f *accountFlags) connect(ctx context.Context, stdin io.Reader, stderr io.W
 		s.close()
 		return nil, err
 	}
+	if err := s.answerEncryptedPings(); err != nil {
+		s.close()
+		return nil, err
+	}
 	if withOX != oxOff {
 		if err := s.startOX(ctx, withOX == oxCreate); err != nil {
 			s.close()

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"syscall"
+	"time"
 	"unicode"
 
 	"hush.im/internal/prosody"
@@ -38,8 +39,9 @@ type xmppDemo struct {
 const exitInterrupted = 130
 
 // runDemoXMPP implements "hush demo xmpp": a throwaway Prosody on
-// loopback, two accounts, and alice and bob exchanging OMEMO 2 and OX
-// messages with the hush command, then what the server stored beside what
+// loopback, two accounts, and alice and bob exchanging OMEMO 2, legacy
+// OMEMO and OX messages and an encrypted ping (an IQ)
+// with the hush command, then what the server stored beside what
 // bob read. It installs nothing; it cleans up after itself.
 func runDemoXMPP(args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("demo", demoXMPPSynopsis, stderr)
@@ -101,6 +103,11 @@ func (d *xmppDemo) section(format string, args ...any) {
 
 // hush runs one hush command as peer p, printing it and its output.
 func (d *xmppDemo) hush(p *demoPeer, stdin string, args ...string) (string, error) {
+	return d.hushTo(d.w, p, stdin, args...)
+}
+
+// hushTo is hush printing to w.
+func (d *xmppDemo) hushTo(w io.Writer, p *demoPeer, stdin string, args ...string) (string, error) {
 	if d.interrupted.Load() {
 		return "", errors.New("demo xmpp: interrupted")
 	}
@@ -112,7 +119,7 @@ func (d *xmppDemo) hush(p *demoPeer, stdin string, args ...string) (string, erro
 	if stdin != "" {
 		pipe = "echo " + quoteShell(strings.TrimSuffix(stdin, "\n")) + " | "
 	}
-	fmt.Fprintf(d.w, "%s$ %shush %s\n", p.name, pipe, strings.Join(shown, " "))
+	fmt.Fprintf(w, "%s$ %shush %s\n", p.name, pipe, strings.Join(shown, " "))
 	var out, errb bytes.Buffer
 	n := 1 // the command words before the flags
 	if args[0] == "account" {
@@ -123,7 +130,7 @@ func (d *xmppDemo) hush(p *demoPeer, stdin string, args ...string) (string, erro
 	for _, s := range []string{out.String(), errb.String()} {
 		for _, line := range strings.SplitAfter(s, "\n") {
 			if line != "" {
-				fmt.Fprintf(d.w, "    %s", line)
+				fmt.Fprintf(w, "    %s", line)
 			}
 		}
 	}
@@ -131,6 +138,26 @@ func (d *xmppDemo) hush(p *demoPeer, stdin string, args ...string) (string, erro
 		return out.String(), fmt.Errorf("demo xmpp: hush %s exited %d", args[0], code)
 	}
 	return out.String(), nil
+}
+
+// background starts one hush command as peer p, as "hush … &" in a
+// shell; wait returns its result and prints its output after it ended.
+func (d *xmppDemo) background(p *demoPeer, args ...string) (wait func() error) {
+	var out bytes.Buffer
+	done := make(chan error, 1)
+	go func() {
+		_, err := d.hushTo(&out, p, "", args...)
+		done <- err
+	}()
+	// Give it the time to connect before the next command.
+	time.Sleep(500 * time.Millisecond)
+	fmt.Fprintf(d.w, "%s$ hush %s &   (its output below, when it ends)\n", p.name, strings.Join(args, " "))
+	return func() error {
+		err := <-done
+		_, line, _ := strings.Cut(out.String(), "\n")
+		fmt.Fprint(d.w, line)
+		return err
+	}
 }
 
 // quoteShell quotes a for display in a shell command line.
@@ -189,6 +216,25 @@ func (d *xmppDemo) run(dir string) error {
 		return err
 	}
 
+	legacySecret := "Bring the old map."
+	d.section("legacy OMEMO (eu.siacs.conversations.axolotl: Conversations, Dino, Gajim, Profanity), same keys")
+	if _, err := d.hush(alice, "", "send", "--legacy", bobJID, legacySecret); err != nil {
+		return err
+	}
+	if _, err := d.hush(bob, "", "listen", "--count", "1", "--timeout", "30s"); err != nil {
+		return err
+	}
+
+	d.section("an encrypted IQ: bob is online; alice pings his client end to end (the server sees an <iq/>, not what it asks)")
+	wait := d.background(bob, "listen", "--timeout", "8s")
+	_, perr := d.hush(alice, "", "ping", bobJID)
+	if err := wait(); err != nil {
+		return err
+	}
+	if perr != nil {
+		return perr
+	}
+
 	oxSecret := "The boat leaves at dawn."
 	d.section("OpenPGP for XMPP (XEP-0373/0374): bob makes and publishes a key, alice signcrypts")
 	if _, err := d.hush(bob, "", "listen", "--ox", "--timeout", "1s"); err != nil {
@@ -215,7 +261,7 @@ func (d *xmppDemo) run(dir string) error {
 	}
 
 	d.section("what the server stored, beside what bob read")
-	for _, s := range []string{secret, reply, oxSecret, "this must never leave"} {
+	for _, s := range []string{secret, reply, legacySecret, oxSecret, "this must never leave"} {
 		files, err := srv.FilesContaining([]byte(s))
 		if err != nil {
 			return err
@@ -229,7 +275,7 @@ func (d *xmppDemo) run(dir string) error {
 			return errors.New("demo xmpp: the server stored a plaintext")
 		}
 	}
-	for _, ns := range []string{"urn:xmpp:omemo:2", "urn:xmpp:openpgp:0"} {
+	for _, ns := range []string{"urn:xmpp:omemo:2", "eu.siacs.conversations.axolotl", "urn:xmpp:openpgp:0"} {
 		files, err := srv.FilesContaining([]byte(ns))
 		if err != nil {
 			return err

@@ -23,22 +23,28 @@ const usage = `hush — end-to-end encryption for XMPP.
 Usage:
     hush account add --jid JID [--password-file FILE] [--server HOST:PORT] [--ca FILE] [--insecure]
                              save the account (later commands need only --store)
-    hush send [--omemo|--ox] JID [TEXT]
-                             encrypt TEXT (or standard input) with OMEMO 2 (the
-                             default) for every trusted device of JID, or with
-                             OX for every announced key, and send it; the
-                             delivery report goes to standard error
+    hush send [--omemo|--legacy|--ox] JID [TEXT]
+                             encrypt TEXT (or standard input) for every trusted
+                             device of JID and send it: with OMEMO (each device
+                             the newest version it announces) when JID has
+                             OMEMO devices, else with OX; a flag forces OMEMO 2,
+                             legacy OMEMO or OX. The delivery report goes to
+                             standard error
     hush listen [--json] [--count N] [--timeout DURATION] [--ox]
                              print each decrypted message: sender, device (OX:
                              key fingerprint), protocol, trust, text (JSON
                              lines with --json)
-    hush devices [JID]       the own (or JID's) OMEMO 2 devices with trust
+    hush devices [JID]       the own (or JID's) OMEMO devices with trust
     hush fingerprints [JID]  the own (or JID's) identity key fingerprints
     hush trust JID ID|FPR    mark a device's key verified (after comparing it)
     hush distrust JID ID|FPR never encrypt to that key again
-    hush chat [--ox] JID     chat with JID: each line typed is sent (like send),
+    hush chat [--omemo|--legacy|--ox] JID
+                             chat with JID: each line typed is sent (like send),
                              incoming messages are printed as they arrive;
                              /quit or end of input leaves
+    hush ping JID[/RESOURCE] an end-to-end encrypted ping (an OMEMO 2 IQ) to
+                             each online client of JID: which device answered,
+                             its trust, the round trip
     hush doctor [JID...]     check the account: PEP and publish-options on the
                              server, the own device list and bundle as others
                              fetch them, prekeys left, the own OX key; and
@@ -60,8 +66,8 @@ Usage:
     hush ox COMMAND          OpenPGP for XMPP offline (hush ox help)
     hush help                show this text
 
-Account flags (send, listen, chat, devices, fingerprints, trust, distrust,
-doctor, backup, restore, ox keys):
+Account flags (send, listen, chat, ping, devices, fingerprints, trust,
+distrust, doctor, backup, restore, ox keys):
     --store DIR              the account and its keys (default $XDG_CONFIG_HOME/hush)
     --jid JID                the account (default: the saved one)
     --password-file FILE     the password; or set HUSH_PASSWORD; without either,
@@ -185,6 +191,8 @@ func dispatch(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 		return runRestore(rest, stdin, stdout, stderr)
 	case "chat":
 		return runChat(rest, stdin, stdout, stderr)
+	case "ping":
+		return runPing(rest, stdin, stdout, stderr)
 	case "doctor":
 		return runDoctor(rest, stdin, stdout, stderr)
 	case "trust":

@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -95,5 +96,60 @@ func TestIntegrationSendProtocols(t *testing.T) {
 		if files, err := srv.FilesContaining([]byte(s)); err != nil || len(files) > 0 {
 			t.Errorf("the server holds %q in %v (%v)", s, files, err)
 		}
+	}
+}
+
+// TestIntegrationPing: hush ping reaches a listening hush end to end
+// (an OMEMO 2 IQ answered encrypted); a contact with no client online,
+// a full JID nobody uses, and a contact without OMEMO each fail.
+func TestIntegrationPing(t *testing.T) {
+	srv := prosodytest.Start(t, prosodytest.Options{Users: []string{"alice", "bob", "carol"}})
+	alice, bob := addAccount(t, srv, "alice"), addAccount(t, srv, "bob")
+	bobDev := bob.ownDevice(t)
+	bobJID := srv.JID("bob").String()
+
+	// bob listens for a while; alice pings him.
+	done := make(chan string, 1)
+	go func() {
+		code, stdout, stderr := bob.hush(t, "", "listen", "--timeout", "8s")
+		done <- fmt.Sprintf("exit %d\n%s%s", code, stdout, stderr)
+	}()
+	time.Sleep(500 * time.Millisecond)
+	code, stdout, stderr := alice.hush(t, "", "ping", bobJID)
+	pong := regexp.MustCompile(`(?m)^bob@localhost/hush-[0-9a-f]+: encrypted pong from device ` + bobDev + ` \(omemo2, blind\) in \d+ms$`)
+	if code != 0 || !pong.MatchString(stdout) {
+		t.Fatalf("ping: exit %d\n%s%s", code, stdout, stderr)
+	}
+	// A full JID: the one that answered, and one nobody uses.
+	full := strings.TrimSuffix(regexp.MustCompile(`(?m)^(\S+):`).FindStringSubmatch(stdout)[1], ":")
+	if code, stdout, stderr := alice.hush(t, "", "ping", full); code != 0 || !pong.MatchString(stdout) {
+		t.Fatalf("ping %s: exit %d\n%s%s", full, code, stdout, stderr)
+	}
+	code, stdout, stderr = alice.hush(t, "", "ping", bobJID+"/nobody")
+	if code != 1 || !strings.Contains(stdout, bobJID+"/nobody: no answer: ") || !strings.Contains(stderr, "hush: error: ping: no client of "+bobJID+" answered encrypted") {
+		t.Fatalf("ping to an unused resource: exit %d\n%s%s", code, stdout, stderr)
+	}
+	if got := <-done; !strings.HasPrefix(got, "exit 0\n") {
+		t.Fatalf("bob's listen: %s", got)
+	}
+	// Nobody of bob is online now.
+	code, _, stderr = alice.hush(t, "", "ping", bobJID)
+	if code != 1 || !strings.Contains(stderr, "hush: error: ping: no client of "+bobJID+" is online") {
+		t.Fatalf("ping with bob offline: exit %d\n%s", code, stderr)
+	}
+	// carol is online with a client that speaks no OMEMO: exit 4.
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	carol, err := client.Dial(ctx, srv.JID("carol"), srv.Password("carol"), &client.Options{Addr: srv.Addr, PlainLoopback: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer carol.Close()
+	if err := carol.Online(ctx); err != nil {
+		t.Fatal(err)
+	}
+	code, _, stderr = alice.hush(t, "", "ping", srv.JID("carol").String())
+	if code != exitNotSent || !strings.Contains(stderr, "announces no OMEMO 2 device list; nothing was sent") {
+		t.Fatalf("ping to a client without OMEMO: exit %d\n%s", code, stderr)
 	}
 }
