@@ -59,19 +59,21 @@ type Client struct {
 	done   chan struct{} // closed when Serve has returned
 	err    error         // Serve's error, set before done is closed
 
-	mu        sync.Mutex
-	online    bool
-	presence  []sce.Element // extra children of the initial presence
-	engines   map[xml.Name]Engine
-	extraFeat []string
-	msgH      []Handler
-	presH     []Handler
-	iqH       map[xml.Name]IQHandler
-	eventH    map[string][]EventHandler
-	mam       map[string]*archiveCollector
-	eventSeen map[string]struct{}
-	eventRing []string
-	closeOnce sync.Once
+	mu         sync.Mutex
+	requireAll bool            // Options.RequireEncryption
+	required   map[string]bool // bare JIDs that require encryption (or not)
+	online     bool
+	presence   []sce.Element // extra children of the initial presence
+	engines    map[xml.Name]Engine
+	extraFeat  []string
+	msgH       []Handler
+	presH      []Handler
+	iqH        map[xml.Name]IQHandler
+	eventH     map[string][]EventHandler
+	mam        map[string]*archiveCollector
+	eventSeen  map[string]struct{}
+	eventRing  []string
+	closeOnce  sync.Once
 }
 
 // Handler receives messages or presences. It runs on the client's receive
@@ -98,22 +100,23 @@ func newClient(s *xmpp.Session, opts *Options) *Client {
 		log = slog.New(slog.DiscardHandler)
 	}
 	c := &Client{
-		session:   s,
-		own:       s.LocalAddr(),
-		log:       log,
-		ident:     identity{Category: "client", Type: opts.Type, Name: opts.Name},
-		capsNode:  opts.CapsNode,
-		iqTimeout: IQReplyTimeout,
-		ctx:       ctx,
-		cancel:    cancel,
-		inbox:     make(chan *sce.Stanza, MaxQueued),
-		done:      make(chan struct{}),
-		engines:   make(map[xml.Name]Engine),
-		extraFeat: append([]string(nil), opts.Features...),
-		iqH:       make(map[xml.Name]IQHandler),
-		eventH:    make(map[string][]EventHandler),
-		mam:       make(map[string]*archiveCollector),
-		eventSeen: make(map[string]struct{}),
+		session:    s,
+		own:        s.LocalAddr(),
+		log:        log,
+		ident:      identity{Category: "client", Type: opts.Type, Name: opts.Name},
+		capsNode:   opts.CapsNode,
+		iqTimeout:  IQReplyTimeout,
+		ctx:        ctx,
+		cancel:     cancel,
+		inbox:      make(chan *sce.Stanza, MaxQueued),
+		done:       make(chan struct{}),
+		engines:    make(map[xml.Name]Engine),
+		requireAll: opts.RequireEncryption,
+		extraFeat:  append([]string(nil), opts.Features...),
+		iqH:        make(map[xml.Name]IQHandler),
+		eventH:     make(map[string][]EventHandler),
+		mam:        make(map[string]*archiveCollector),
+		eventSeen:  make(map[string]struct{}),
 	}
 	if c.ident.Type == "" {
 		c.ident.Type = "pc"
@@ -215,7 +218,9 @@ func (c *Client) HandleIQ(payload xml.Name, h IQHandler) error {
 
 // Send sends st as it is: a message, a presence, or an iq of type result
 // or error. It adds an id when st has none. It does not encrypt: see
-// SendEncrypted.
+// SendEncrypted. A message or presence with content for a contact that
+// requires encryption (RequiresEncryption) is refused with
+// ErrEncryptionRequired.
 func (c *Client) Send(ctx context.Context, st *sce.Stanza) error {
 	select {
 	case <-c.done:
@@ -230,10 +235,67 @@ func (c *Client) Send(ctx context.Context, st *sce.Stanza) error {
 			return fmt.Errorf("client: Send of an iq %s: use SendIQ", t)
 		}
 	}
+	if err := c.checkRequired(st); err != nil {
+		return err
+	}
+	return c.send(ctx, st)
+}
+
+// send sends st, after Send's or seal's checks.
+func (c *Client) send(ctx context.Context, st *sce.Stanza) error {
 	if st.AttrValue("id") == "" {
 		setAttr(st, "id", newID())
 	}
 	return c.session.Send(ctx, st.TokenReader())
+}
+
+// SetRequireEncryption records whether the contact bare requires
+// encryption (DESIGN: fail closed): while it does, Send refuses a message
+// or presence with content for it that is not encrypted
+// (ErrEncryptionRequired), whatever Options.RequireEncryption says.
+func (c *Client) SetRequireEncryption(bare jid.JID, required bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.required == nil {
+		c.required = make(map[string]bool)
+	}
+	c.required[bare.Bare().String()] = required
+}
+
+// RequiresEncryption reports whether the contact bare requires encryption:
+// as set with SetRequireEncryption, else Options.RequireEncryption.
+func (c *Client) RequiresEncryption(bare jid.JID) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if r, ok := c.required[bare.Bare().String()]; ok {
+		return r
+	}
+	return c.requireAll
+}
+
+// checkRequired refuses a message or presence to another account that
+// requires encryption when it carries a child that is neither
+// server-processed (sce.Classify) nor an engine's encrypted element.
+// Stanzas to the own account or a server, and iqs (protocol requests such
+// as PEP; encrypted ones go through SendEncryptedIQ), are not checked.
+func (c *Client) checkRequired(st *sce.Stanza) error {
+	if st.Name.Local != "message" && st.Name.Local != "presence" {
+		return nil
+	}
+	to, err := jid.Parse(st.AttrValue("to"))
+	if err != nil || to.Localpart() == "" || to.Bare().Equal(c.own.Bare()) || !c.RequiresEncryption(to) {
+		return nil
+	}
+	for _, ch := range st.Children {
+		if sce.Classify(ch.Name) != sce.Sensitive {
+			continue
+		}
+		if _, ok := c.engine(ch.Name); ok {
+			continue
+		}
+		return fmt.Errorf("%w: <%s xmlns='%s'/> to %s", ErrEncryptionRequired, ch.Name.Local, ch.Name.Space, to.Bare())
+	}
+	return nil
 }
 
 type inIQHandlerKey struct{}

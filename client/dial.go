@@ -57,6 +57,12 @@ type Options struct {
 	// Features are extra XEP-0030 features to advertise.
 	Features []string
 
+	// RequireEncryption makes every contact require encryption (DESIGN:
+	// encryption always on): Send refuses a message or presence with
+	// content for another account unless it is encrypted. Without it, see
+	// Client.SetRequireEncryption for single contacts.
+	RequireEncryption bool
+
 	// Logger receives diagnostics (dropped stanzas, handler errors); nil
 	// discards them.
 	Logger *slog.Logger

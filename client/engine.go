@@ -415,7 +415,9 @@ func (c *Client) SendEncrypted(ctx context.Context, protocol xml.Name, plain *sc
 	if err != nil {
 		return rep, err
 	}
-	return rep, c.Send(ctx, out)
+	// seal checked out (checkNoLeak): an explanatory body beside the
+	// encrypted element (XEP-0374 §2.1) is not content in the clear.
+	return rep, c.send(ctx, out)
 }
 
 // SendEncryptedIQ encrypts an iq request with the engine for protocol,

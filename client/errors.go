@@ -49,6 +49,12 @@ var (
 	// not speak it, or the node is not visible to this account.
 	ErrNoDeviceList = errors.New("client: no OMEMO device list announced")
 
+	// ErrEncryptionRequired reports a message or presence with content
+	// (XEP-0420 §7: an element that is not server-processed) for a contact
+	// that requires encryption, given to Send unencrypted. Nothing was
+	// sent (DESIGN: fail closed).
+	ErrEncryptionRequired = errors.New("client: the contact requires encryption; nothing was sent")
+
 	// ErrReadBack reports a published item that could not be read back as
 	// published, or a node whose access model is not the one requested, so
 	// that contacts may not be able to fetch it (DESIGN: "read back after

@@ -569,7 +569,7 @@ func (f *accountFlags) connect(ctx context.Context, stdin io.Reader, stderr io.W
 	if err != nil {
 		return nil, err
 	}
-	opts := &client.Options{Addr: a.server, PlainLoopback: a.insecure, Type: "console"}
+	opts := &client.Options{Addr: a.server, PlainLoopback: a.insecure, Type: "console", RequireEncryption: true}
 	if a.ca != "" {
 		pool, err := loadCA(a.ca)
 		if err != nil {
