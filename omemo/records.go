@@ -661,13 +661,64 @@ func (b *Bundle) Clone() *Bundle {
 }
 
 // MarshalBinary encodes the device list for a Store (its XML form).
+//
+// The form is binary (a version byte, the count, then id, label and label
+// signature of each device), as every message reads the lists of its
+// recipients; lists written before it are their XML form, which
+// UnmarshalBinary still reads (they start with '<').
 func (l *DeviceList) MarshalBinary() ([]byte, error) {
-	return marshalXML(l)
+	if len(l.Devices) > MaxDevices {
+		return nil, fmt.Errorf("omemo: %w: more than %d devices", ErrMalformed, MaxDevices)
+	}
+	w := recWriter{b: make([]byte, 1, 2+8*len(l.Devices))}
+	w.b[0] = recordVersion
+	w.uint(uint64(len(l.Devices)))
+	for _, d := range l.Devices {
+		w.uint(uint64(d.ID))
+		w.string(d.Label)
+		w.bytes(d.LabelSig)
+	}
+	return w.b, nil
 }
 
-// UnmarshalBinary decodes a device list written by MarshalBinary.
+// UnmarshalBinary decodes a device list written by MarshalBinary, checked
+// as a published one is (XEP-0384 §5.3.1: ids in range and unique, labels
+// valid).
 func (l *DeviceList) UnmarshalBinary(b []byte) error {
-	return unmarshalXML(b, l)
+	if len(b) > 0 && b[0] == '<' {
+		return unmarshalXML(b, l)
+	}
+	rd := recReader{b: b, what: "device list"}
+	rd.version(recordVersion)
+	n := rd.uint()
+	if n > MaxDevices {
+		rd.fail("more than %d devices", MaxDevices)
+	}
+	var v DeviceList
+	if rd.err == nil && n > 0 {
+		v.Devices = make([]Device, 0, n)
+	}
+	for range n {
+		if rd.err != nil {
+			break
+		}
+		d := Device{ID: rd.uint32(), Label: rd.string(), LabelSig: rd.fixed(SignatureSize, true)}
+		switch {
+		case rd.err != nil:
+		case !ValidDeviceID(d.ID):
+			rd.fail("device id %d out of range", d.ID)
+		case slices.ContainsFunc(v.Devices, func(o Device) bool { return o.ID == d.ID }):
+			rd.fail("duplicate device id %d", d.ID)
+		case len(d.Label) > MaxLabelSize || (d.Label != "" && !validLabel(d.Label)):
+			rd.fail("invalid label")
+		}
+		v.Devices = append(v.Devices, d)
+	}
+	if err := rd.end(); err != nil {
+		return err
+	}
+	*l = v
+	return nil
 }
 
 // MarshalBinary encodes the bundle for a Store (its XML form).

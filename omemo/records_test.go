@@ -5,6 +5,8 @@ import (
 	"crypto/ecdh"
 	"crypto/rand"
 	"errors"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -63,9 +65,12 @@ func sampleRecords(t testing.TB) map[string][]byte {
 	// A legacy session with a previous state.
 	lsess := sampleLegacySession(t, id, a)
 
+	// A device list: one device with a signed label, one bare.
+	devices := &DeviceList{Devices: []Device{{ID: 42, Label: id.label, LabelSig: id.labelSig}, {ID: MaxDeviceID}}}
+
 	out := map[string][]byte{}
 	for name, rec := range map[string]record{"identity": id, "prekey": pk, "spk": spk, "session": sess, "replay": log, "pending": pending,
-		"1spk": spk1, "1pending": pending1, "legacy session": lsess} {
+		"1spk": spk1, "1pending": pending1, "legacy session": lsess, "device list": devices} {
 		b, err := rec.MarshalBinary()
 		if err != nil {
 			t.Fatal(name, err)
@@ -93,6 +98,8 @@ func newRecord(name string) record {
 		return new(SignedPreKeyRecord)
 	case "legacy session":
 		return new(LegacySessionRecord)
+	case "device list":
+		return new(DeviceList)
 	}
 	panic(name)
 }
@@ -191,6 +198,39 @@ func TestRecordsRoundTrip(t *testing.T) {
 	}
 }
 
+// TestDeviceListRecord: lists stored in their XML form (before the binary
+// one) still decode; the binary form is checked like a published list.
+func TestDeviceListRecord(t *testing.T) {
+	want := &DeviceList{Devices: []Device{{ID: 7, Label: "phone"}, {ID: 9}}}
+	old := []byte(`<devices xmlns="urn:xmpp:omemo:2"><device id="7" label="phone"/><device id="9"/></devices>`)
+	var got DeviceList
+	if err := got.UnmarshalBinary(old); err != nil || !slices.EqualFunc(got.Devices, want.Devices, func(a, b Device) bool {
+		return a.ID == b.ID && a.Label == b.Label && bytes.Equal(a.LabelSig, b.LabelSig)
+	}) {
+		t.Fatalf("XML form: %+v, %v", got, err)
+	}
+	for name, l := range map[string]*DeviceList{
+		"device id 0":     {Devices: []Device{{ID: 0}}},
+		"device id 2^31":  {Devices: []Device{{ID: MaxDeviceID + 1}}},
+		"duplicate":       {Devices: []Device{{ID: 5}, {ID: 5}}},
+		"label too long":  {Devices: []Device{{ID: 5, Label: strings.Repeat("x", MaxLabelSize+1)}}},
+		"short labelsig":  {Devices: []Device{{ID: 5, Label: "x", LabelSig: []byte{1, 2}}}},
+		"label not UTF-8": {Devices: []Device{{ID: 5, Label: "a\xffb"}}},
+	} {
+		b, err := l.MarshalBinary()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := new(DeviceList).UnmarshalBinary(b); !errors.Is(err, ErrMalformed) {
+			t.Errorf("%s: %v, want ErrMalformed", name, err)
+		}
+	}
+	tooMany := &DeviceList{Devices: make([]Device, MaxDevices+1)}
+	if _, err := tooMany.MarshalBinary(); !errors.Is(err, ErrMalformed) {
+		t.Errorf("more than MaxDevices: %v", err)
+	}
+}
+
 func TestReplayLogBounded(t *testing.T) {
 	l := &ReplayLog{addr: Address{JID: jid.MustParse("a@b"), Device: 1}}
 	d := func(i int) [16]byte { return [16]byte{byte(i), byte(i >> 8)} }
@@ -205,7 +245,7 @@ func TestReplayLogBounded(t *testing.T) {
 // fuzzKinds maps record kinds to FuzzRecords' kind byte (the seeds in
 // testdata/fuzz use i, p, s, r, P and anything else for a session).
 var fuzzKinds = map[string]byte{"identity": 'i', "prekey": 'p', "spk": 's', "1spk": 's', "replay": 'r',
-	"pending": 'P', "1pending": 'P', "session": 'S', "legacy session": 'l'}
+	"pending": 'P', "1pending": 'P', "session": 'S', "legacy session": 'l', "device list": 'd'}
 
 func FuzzRecords(f *testing.F) {
 	for name, b := range sampleRecords(f) {

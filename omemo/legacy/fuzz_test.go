@@ -39,11 +39,20 @@ func FuzzDeviceList(f *testing.F) {
 	f.Add([]byte(v.DeviceList.XML))
 	f.Add([]byte(`<list ` + nsAttr + `><device id=" +012 "/><device id="12"/></list>`))
 	f.Add([]byte(`<list ` + nsAttr + `></list>`))
+	stored, _ := (&DeviceList{Devices: []uint32{1, 300, MaxDeviceID}}).MarshalBinary()
+	f.Add(stored)
 	f.Fuzz(func(t *testing.T, data []byte) {
 		fuzzXML[DeviceList](t, data)
 		var l DeviceList
-		if err := l.UnmarshalBinary(data); err != nil && !errors.Is(err, ErrMalformed) {
+		err := l.UnmarshalBinary(data)
+		if err != nil && !errors.Is(err, ErrMalformed) {
 			t.Fatalf("UnmarshalBinary error %v does not wrap ErrMalformed", err)
+		}
+		if err == nil && len(data) > 0 && data[0] != '<' {
+			// The binary form is canonical.
+			if out, err := l.MarshalBinary(); err != nil || !bytes.Equal(out, data) {
+				t.Fatalf("re-encoding %x gives %x, %v", data, out, err)
+			}
 		}
 	})
 }

@@ -2,9 +2,11 @@ package legacy
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/xml"
 	"errors"
 	"io"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -666,10 +668,66 @@ func parseHeader(d xml.TokenReader, start xml.StartElement, e *Encrypted) error 
 }
 
 // MarshalBinary encodes the device list for a store (its XML form).
-func (l *DeviceList) MarshalBinary() ([]byte, error) { return xml.Marshal(l) }
+//
+// The form is binary, as every message reads the lists of its recipients:
+// the version byte deviceListVersion, the count, then each id, as
+// unsigned varints. Lists written before it are their XML form, which
+// UnmarshalBinary still reads (they start with '<').
+func (l *DeviceList) MarshalBinary() ([]byte, error) {
+	if len(l.Devices) > MaxDevices {
+		return nil, malformed("more than %d devices", MaxDevices)
+	}
+	b := make([]byte, 1, 2+5*len(l.Devices))
+	b[0] = deviceListVersion
+	b = binary.AppendUvarint(b, uint64(len(l.Devices)))
+	for _, id := range l.Devices {
+		b = binary.AppendUvarint(b, uint64(id))
+	}
+	return b, nil
+}
 
-// UnmarshalBinary decodes a device list written by MarshalBinary.
-func (l *DeviceList) UnmarshalBinary(b []byte) error { return unmarshalXML(b, l) }
+// deviceListVersion is the version byte of a stored device list.
+const deviceListVersion = 1
+
+// UnmarshalBinary decodes a device list written by MarshalBinary, checked
+// as a published one is: ids in 1…2^31−1, each once, at most MaxDevices.
+func (l *DeviceList) UnmarshalBinary(b []byte) error {
+	if len(b) > 0 && b[0] == '<' {
+		return unmarshalXML(b, l)
+	}
+	if len(b) == 0 || b[0] != deviceListVersion {
+		return malformed("stored device list of unknown version")
+	}
+	b = b[1:]
+	next := func() (uint64, bool) {
+		v, n := binary.Uvarint(b)
+		if n <= 0 || n != len(binary.AppendUvarint(nil, v)) {
+			return 0, false
+		}
+		b = b[n:]
+		return v, true
+	}
+	count, ok := next()
+	if !ok || count > MaxDevices {
+		return malformed("stored device list: bad count")
+	}
+	var out DeviceList
+	if count > 0 {
+		out.Devices = make([]uint32, 0, count)
+	}
+	for range count {
+		id, ok := next()
+		if !ok || id < MinDeviceID || id > MaxDeviceID || slices.Contains(out.Devices, uint32(id)) {
+			return malformed("stored device list: bad device id")
+		}
+		out.Devices = append(out.Devices, uint32(id))
+	}
+	if len(b) != 0 {
+		return malformed("stored device list: %d trailing bytes", len(b))
+	}
+	*l = out
+	return nil
+}
 
 // MarshalBinary encodes the bundle for a store (its XML form).
 func (b *Bundle) MarshalBinary() ([]byte, error) { return xml.Marshal(b) }

@@ -3,10 +3,12 @@ package legacy
 import (
 	"bytes"
 	"encoding/base64"
+	"encoding/binary"
 	"encoding/xml"
 	"errors"
 	"fmt"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 
@@ -389,5 +391,38 @@ func TestBundleSignBit(t *testing.T) {
 	}
 	if (&Bundle{}).SignBit() != 0 {
 		t.Fatal("sign bit of a bundle without signature")
+	}
+}
+
+// TestDeviceListStored: the stored form round-trips, lists stored as XML
+// (before it) still decode, and bad stored lists are ErrMalformed.
+func TestDeviceListStored(t *testing.T) {
+	want := DeviceList{Devices: []uint32{MinDeviceID, 77, MaxDeviceID}}
+	b, err := want.MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got DeviceList
+	if err := got.UnmarshalBinary(b); err != nil || !slices.Equal(got.Devices, want.Devices) {
+		t.Fatalf("round trip: %v %v", got, err)
+	}
+	old, _ := xml.Marshal(want)
+	if err := got.UnmarshalBinary(old); err != nil || !slices.Equal(got.Devices, want.Devices) {
+		t.Fatalf("XML form: %v %v", got, err)
+	}
+	for name, data := range map[string][]byte{
+		"empty":       {},
+		"version":     {2, 0},
+		"id 0":        {1, 1, 0},
+		"id 2^31":     {1, 1, 0x80, 0x80, 0x80, 0x80, 0x08},
+		"repeated":    {1, 2, 5, 5},
+		"short":       {1, 2, 5},
+		"trailing":    {1, 1, 5, 0},
+		"non-minimal": {1, 1, 0x85, 0x00},
+		"too many":    append([]byte{1}, binary.AppendUvarint(nil, MaxDevices+1)...),
+	} {
+		if err := got.UnmarshalBinary(data); !errors.Is(err, ErrMalformed) {
+			t.Errorf("%s: %v, want ErrMalformed", name, err)
+		}
 	}
 }
