@@ -27,9 +27,14 @@ import (
 //	   (except the schema record).
 //	2  adds the inbox, seen, seen-order and counters buckets and seals
 //	   every value (see txn.go).
+//	3  device lists may be in their binary form (omemo.DeviceList and
+//	   legacy.DeviceList MarshalBinary); those of schema 2 are XML, which
+//	   still decodes. The migration changes nothing but the number, so
+//	   that an older hush refuses the file (ErrNewerSchema) instead of
+//	   failing on a binary device list.
 const (
 	// SchemaVersion is the schema this package writes.
-	SchemaVersion = 2
+	SchemaVersion = 3
 
 	bucketMeta = "hush"
 	magic      = "hush.im/store/bolt"
@@ -45,6 +50,7 @@ var (
 // transaction as every later migration.
 var migrations = map[uint32]func(tx *bbolt.Tx) error{
 	1: migrate1to2,
+	2: func(*bbolt.Tx) error { return nil }, // see schema 3 above
 }
 
 func schemaValue(v uint32) []byte {
