@@ -8,7 +8,7 @@ import (
 	bbolt "go.etcd.io/bbolt"
 )
 
-// Every value in the file (schema 2) is sealed: the value kv encoded,
+// Every value in the file (schema 2 and later) is sealed: the value kv encoded,
 // followed by a CRC-32C (Castagnoli), big-endian, over
 //
 //	bucket name ‖ 0x00 ‖ uvarint(len(key)) ‖ key ‖ value
