@@ -449,3 +449,39 @@ func TestKEXIdentityMismatch(t *testing.T) {
 		mustErr(t, err, omemo.ErrDecryption)
 	})
 }
+
+// TestDevicesLastMessage: Devices says when a message from each device
+// was last decrypted (legacy OMEMO too), nothing before the first.
+func TestDevicesLastMessage(t *testing.T) {
+	w := newWorld(t)
+	clock := time.Unix(1800000000, 0)
+	opts := func() *omemo.Options {
+		return &omemo.Options{Trust: omemo.BlindTrust{}, Now: func() time.Time { return clock }}
+	}
+	a := w.newDualDevice("alice@example.org", opts())
+	b := w.newDualDevice("bob@example.net", opts())
+	phone := w.newLegacyDevice("bob@example.net", opts())
+	a.sync(b.jid)
+	infos, err := a.m.Devices(b.jid)
+	if err != nil || len(infos) != 2 || !infos[0].LastMessage.IsZero() || !infos[1].LastMessage.IsZero() {
+		t.Fatalf("before any message: %+v %v", infos, err)
+	}
+	a.mustRecv(b, mustSend(b, "from the laptop", a.jid), "from the laptop")
+	clock = clock.Add(90 * time.Second)
+	phone.sync(a.jid)
+	msg, _ := phone.sendMsg(&omemo.Plaintext{Body: "from the phone", Only: omemo.ProtocolLegacy}, a.jid)
+	a.mustRecvMsg(phone, msg, "from the phone")
+	infos, err = a.m.Devices(b.jid)
+	if err != nil || len(infos) != 2 {
+		t.Fatalf("%+v %v", infos, err)
+	}
+	for _, info := range infos {
+		want := time.Unix(1800000000, 0)
+		if info.Device == phone.addr().Device {
+			want = want.Add(90 * time.Second)
+		}
+		if !info.LastMessage.Equal(want) {
+			t.Errorf("device %d: last message %v, want %v", info.Device, info.LastMessage, want)
+		}
+	}
+}

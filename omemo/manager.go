@@ -487,8 +487,8 @@ func (m *Manager) SetTrust(bare jid.JID, identityKey []byte, level TrustLevel) e
 
 // Devices returns what is known about the devices of a bare JID: those on
 // its device lists (OMEMO 2 and legacy) and those with a session of either
-// protocol, in increasing id order. For the own JID this device is left
-// out.
+// protocol, in increasing id order, with when a message from each was last
+// decrypted. For the own JID this device is left out.
 func (m *Manager) Devices(bare jid.JID) ([]DeviceInfo, error) {
 	bare = bare.Bare()
 	var out []DeviceInfo
@@ -517,9 +517,17 @@ func (m *Manager) Devices(bare jid.JID) ([]DeviceInfo, error) {
 			if bare.Equal(m.own) && id == m.deviceID {
 				continue
 			}
-			info, err := m.deviceInfo(tx, Address{JID: bare, Device: id}, lists)
+			a := Address{JID: bare, Device: id}
+			info, err := m.deviceInfo(tx, a, lists)
 			if err != nil {
 				return err
+			}
+			log, err := optional(tx.ReplayLog(a))
+			if err != nil {
+				return err
+			}
+			if log != nil {
+				info.LastMessage = log.Last()
 			}
 			out = append(out, info)
 		}
@@ -1331,7 +1339,7 @@ func (m *Manager) decryptTx(tx Tx, from jid.JID, e *Encrypted) (*Decrypted, erro
 	if err := tx.PutSession(rec); err != nil {
 		return nil, err
 	}
-	log.add(digest)
+	log.add(digest, m.now())
 	if err := tx.PutReplayLog(log); err != nil {
 		return nil, err
 	}

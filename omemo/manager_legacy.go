@@ -464,7 +464,7 @@ func (m *Manager) decryptLegacyTx(tx Tx, from jid.JID, e *legacy.Encrypted) (*De
 	if err := tx.PutLegacySession(rec); err != nil {
 		return nil, err
 	}
-	log.add(res.digest)
+	log.add(res.digest, m.now())
 	if err := tx.PutReplayLog(log); err != nil {
 		return nil, err
 	}

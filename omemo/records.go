@@ -459,11 +459,21 @@ const MaxReplayRecords = ratchet.MaxSkip
 const replayDigestSize = 16
 
 // ReplayLog holds digests of the last MaxReplayRecords messages decrypted
-// from one remote device, oldest first.
+// from one remote device, oldest first, and when the newest was decrypted
+// (the device's last activity as this device saw it).
 type ReplayLog struct {
 	addr    Address
+	last    time.Time // zero in logs written before it was recorded
 	digests [][replayDigestSize]byte
 }
+
+// replayLogVersion is the version of ReplayLog records: 1 without the time
+// of the last message, 2 with it (seconds since the Unix epoch, 0 unknown).
+const replayLogVersion = 2
+
+// Last returns when the newest message of the log was decrypted; zero when
+// not known.
+func (r *ReplayLog) Last() time.Time { return r.last }
 
 // Address returns the remote device.
 func (r *ReplayLog) Address() Address { return r.addr }
@@ -484,19 +494,26 @@ func (r *ReplayLog) contains(d [replayDigestSize]byte) bool {
 	return false
 }
 
-func (r *ReplayLog) add(d [replayDigestSize]byte) {
+// add records a message decrypted at now.
+func (r *ReplayLog) add(d [replayDigestSize]byte, now time.Time) {
 	if len(r.digests) >= MaxReplayRecords {
 		r.digests = append(r.digests[:0:0], r.digests[len(r.digests)-MaxReplayRecords+1:]...)
 	}
 	r.digests = append(r.digests, d)
+	r.last = now.Truncate(time.Second)
 }
 
 // MarshalBinary encodes the log.
 func (r *ReplayLog) MarshalBinary() ([]byte, error) {
 	w := recWriter{b: make([]byte, 0, 64+len(r.digests)*replayDigestSize)}
-	w.b = append(w.b, recordVersion)
+	w.b = append(w.b, replayLogVersion)
 	w.string(r.addr.JID.String())
 	w.uint(uint64(r.addr.Device))
+	var last uint64
+	if u := r.last.Unix(); !r.last.IsZero() && u > 0 && u <= maxStoredUnix {
+		last = uint64(u)
+	}
+	w.uint(last)
 	w.uint(uint64(len(r.digests)))
 	for _, d := range r.digests {
 		w.b = append(w.b, d[:]...)
@@ -507,10 +524,17 @@ func (r *ReplayLog) MarshalBinary() ([]byte, error) {
 // UnmarshalBinary decodes a log written by MarshalBinary.
 func (r *ReplayLog) UnmarshalBinary(b []byte) error {
 	rd := recReader{b: b, what: "replay log"}
-	rd.version(recordVersion)
+	version := rd.versions(1, replayLogVersion)
 	var v ReplayLog
 	j := rd.string()
 	v.addr.Device = rd.uint32()
+	if version >= 2 {
+		if last := rd.uint(); last > maxStoredUnix {
+			rd.fail("time out of range")
+		} else {
+			v.last = timeOrZero(last)
+		}
+	}
 	n := rd.uint()
 	if rd.err == nil && (n > MaxReplayRecords || n*replayDigestSize != uint64(len(rd.b))) {
 		rd.fail("bad digest count")
@@ -532,6 +556,10 @@ func (r *ReplayLog) UnmarshalBinary(b []byte) error {
 	*r = v
 	return nil
 }
+
+// maxStoredUnix bounds stored times (year 9999), so that they convert to
+// time.Time and back unchanged.
+const maxStoredUnix = 253402300799
 
 // PendingRecord lists the devices owed an empty OMEMO message that was
 // deferred during archive catch-up (XEP-0384 §6): Devices an OMEMO 2 one

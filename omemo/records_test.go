@@ -50,8 +50,8 @@ func sampleRecords(t testing.TB) map[string][]byte {
 		ek: peer.PublicKey().Bytes(), ratchet: r, heartbeat: peer.PublicKey().Bytes()}}
 	sess.replace(sessionState{identityKey: id.IdentityKey(), pkID: 9, spkID: 2, ek: peer.PublicKey().Bytes(), ratchet: r.Clone()})
 	log := &ReplayLog{addr: a}
-	log.add([16]byte{1})
-	log.add([16]byte{2})
+	log.add([16]byte{1}, time.Unix(1700000000, 0))
+	log.add([16]byte{2}, time.Unix(1700000100, 0))
 	pending := &PendingRecord{}
 	pending.add(a, ProtocolOMEMO2)
 	pending.add(Address{JID: jid.MustParse("carol@example.com"), Device: 1}, ProtocolOMEMO2)
@@ -157,6 +157,28 @@ func TestRecordVersions(t *testing.T) {
 	if err := p.UnmarshalBinary(append(bad, 0)); !errors.Is(err, ErrMalformed) {
 		t.Fatalf("pending v2 with no legacy device: %v", err)
 	}
+	// A version 1 replay log (before the time of the last message).
+	w := recWriter{b: []byte{1}}
+	w.string("bob@example.net")
+	w.uint(42)
+	w.uint(2)
+	w.b = append(w.b, bytes.Repeat([]byte{7}, 2*replayDigestSize)...)
+	var rl ReplayLog
+	if err := rl.UnmarshalBinary(w.b); err != nil || len(rl.digests) != 2 || !rl.Last().IsZero() || rl.addr.Device != 42 {
+		t.Fatalf("replay log v1: %+v %v", rl, err)
+	}
+	if b, _ := rl.MarshalBinary(); b[0] != replayLogVersion {
+		t.Fatal("replay log not written in its newest version")
+	}
+	// A time past year 9999 is out of range.
+	w = recWriter{b: []byte{replayLogVersion}}
+	w.string("bob@example.net")
+	w.uint(42)
+	w.uint(maxStoredUnix + 1)
+	w.uint(0)
+	if err := new(ReplayLog).UnmarshalBinary(w.b); !errors.Is(err, ErrMalformed) {
+		t.Fatalf("replay log time out of range: %v", err)
+	}
 	// A legacy session whose two identity key forms disagree.
 	var ls LegacySessionRecord
 	if err := ls.UnmarshalBinary(recs["legacy session"]); err != nil {
@@ -235,7 +257,7 @@ func TestReplayLogBounded(t *testing.T) {
 	l := &ReplayLog{addr: Address{JID: jid.MustParse("a@b"), Device: 1}}
 	d := func(i int) [16]byte { return [16]byte{byte(i), byte(i >> 8)} }
 	for i := range MaxReplayRecords + 10 {
-		l.add(d(i))
+		l.add(d(i), time.Unix(1700000000, 0))
 	}
 	if len(l.digests) != MaxReplayRecords || l.contains(d(9)) || !l.contains(d(10)) || !l.contains(d(MaxReplayRecords+9)) {
 		t.Fatalf("log has %d entries", len(l.digests))

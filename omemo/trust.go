@@ -1,5 +1,7 @@
 package omemo
 
+import "time"
+
 // DeviceInfo describes one device of a bare JID as this device knows it.
 // It is what a TrustPolicy decides on.
 type DeviceInfo struct {
@@ -25,6 +27,10 @@ type DeviceInfo struct {
 	// Label is the device label if its labelsig verifies under
 	// IdentityKey, otherwise "" (XEP-0384 §5.3.1).
 	Label string
+	// LastMessage is when this device last decrypted a message from the
+	// device (either protocol; to the second), zero when never or not
+	// recorded. Set by Manager.Devices only.
+	LastMessage time.Time
 }
 
 // TrustPolicy decides whether a device may be given the key of a message

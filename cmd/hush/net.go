@@ -508,10 +508,17 @@ func runDevices(name string, args []string, stdin io.Reader, stdout, stderr io.W
 		if d.Label != "" {
 			state = append(state, strconv.Quote(d.Label))
 		}
+		if !d.LastMessage.IsZero() {
+			state = append(state, "last message "+d.LastMessage.Local().Format(lastMessageLayout))
+		}
 		printDevice(stdout, name, strconv.FormatUint(uint64(d.Device), 10), fpr, d.Trust.String(), strings.Join(state, ", "))
 	}
 	return nil
 }
+
+// lastMessageLayout is how hush devices shows when a device's last
+// message was decrypted, in local time.
+const lastMessageLayout = "2006-01-02 15:04 MST"
 
 func printDevice(w io.Writer, cmd, id, fpr, trust, state string) {
 	if cmd == "fingerprints" {

@@ -42,6 +42,12 @@ func TestIntegrationSendProtocols(t *testing.T) {
 		t.Errorf("listen: got %+v, want %+v", got, want)
 	}
 
+	// bob's devices list shows when alice's device last wrote.
+	code, stdout, stderr = bob.hush(t, "", "devices", srv.JID("alice").String())
+	if last := regexp.MustCompile(`(?m)^` + aliceDev + ` +undecided, session, last message \d{4}-\d\d-\d\d \d\d:\d\d \S+$`); code != 0 || !last.MatchString(stdout) {
+		t.Fatalf("devices: exit %d\n%s%s", code, stdout, stderr)
+	}
+
 	// No flag, a contact with OMEMO 2 and legacy devices: OMEMO 2.
 	secret2 := fmt.Sprintf("newest protocol %d", time.Now().UnixNano())
 	if code, _, stderr := alice.hush(t, "", "send", bobJID, secret2); code != 0 {

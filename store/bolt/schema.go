@@ -28,10 +28,10 @@ import (
 //	2  adds the inbox, seen, seen-order and counters buckets and seals
 //	   every value (see txn.go).
 //	3  device lists may be in their binary form (omemo.DeviceList and
-//	   legacy.DeviceList MarshalBinary); those of schema 2 are XML, which
-//	   still decodes. The migration changes nothing but the number, so
-//	   that an older hush refuses the file (ErrNewerSchema) instead of
-//	   failing on a binary device list.
+//	   legacy.DeviceList MarshalBinary) and replay logs in version 2 (with
+//	   the time of the last message); those of schema 2 still decode. The
+//	   migration changes nothing but the number, so that an older hush
+//	   refuses the file (ErrNewerSchema) instead of failing on a record.
 const (
 	// SchemaVersion is the schema this package writes.
 	SchemaVersion = 3
