@@ -85,7 +85,7 @@ type accountFlags struct {
 }
 
 func addAccountFlags(fs *flag.FlagSet) *accountFlags {
-	return &accountFlags{
+	f := &accountFlags{
 		fs:           fs,
 		store:        fs.String("store", "", "the `DIR` holding the account and its keys (default $XDG_CONFIG_HOME/hush)"),
 		jid:          fs.String("jid", "", "the account's `JID` (default: the saved one)"),
@@ -94,6 +94,9 @@ func addAccountFlags(fs *flag.FlagSet) *accountFlags {
 		ca:           fs.String("ca", "", "trust the private CA in PEM `FILE` for the server's certificate"),
 		insecure:     fs.Bool("insecure", false, "plain TCP without TLS, to a loopback --server only (test servers)"),
 	}
+	shortName(fs, "s", "store")
+	shortName(fs, "j", "jid")
+	return f
 }
 
 // account is a resolved account: the saved one with the flags on top.

@@ -13,7 +13,11 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"os"
+	"slices"
+	"strconv"
+	"strings"
 
 	"hush.im/omemo"
 )
@@ -30,7 +34,7 @@ Usage:
                              OMEMO devices, else with OX; a flag forces OMEMO 2,
                              legacy OMEMO or OX. The delivery report goes to
                              standard error
-    hush listen [--json] [--count N] [--timeout DURATION] [--ox]
+    hush listen [--json] [-n|--count N] [-t|--timeout DURATION] [--ox]
                              print each decrypted message: sender, device (OX:
                              key fingerprint), protocol, trust, text (JSON
                              lines with --json)
@@ -68,8 +72,8 @@ Usage:
 
 Account flags (send, listen, chat, ping, devices, fingerprints, trust,
 distrust, doctor, backup, restore, ox keys):
-    --store DIR              the account and its keys (default $XDG_CONFIG_HOME/hush)
-    --jid JID                the account (default: the saved one)
+    -s, --store DIR          the account and its keys (default $XDG_CONFIG_HOME/hush)
+    -j, --jid JID            the account (default: the saved one)
     --password-file FILE     the password; or set HUSH_PASSWORD; without either,
                              hush asks on the terminal. Never a flag.
     --server HOST:PORT       connect there instead of looking the domain up
@@ -211,9 +215,58 @@ func newFlagSet(name, synopsis string, stderr io.Writer) *flag.FlagSet {
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: hush %s %s\n", name, synopsis)
-		fs.PrintDefaults()
+		printFlags(stderr, fs)
 	}
 	return fs
+}
+
+// shortName makes -short another name of the flag --long (in the style
+// of age: "-s, --store DIR").
+func shortName(fs *flag.FlagSet, short, long string) {
+	f := fs.Lookup(long)
+	fs.Var(f.Value, short, f.Usage)
+}
+
+// printFlags prints the flags of fs as flag.PrintDefaults does, with long
+// names after two dashes and a short name, if any, in front:
+//
+//	-s, --store DIR
+//	    the DIR holding the account and its keys
+func printFlags(w io.Writer, fs *flag.FlagSet) {
+	short := map[string]string{} // long name → short name
+	fs.VisitAll(func(f *flag.Flag) {
+		if len(f.Name) != 1 {
+			return
+		}
+		fs.VisitAll(func(g *flag.Flag) {
+			if len(g.Name) > 1 && g.Value == f.Value {
+				short[g.Name] = f.Name
+			}
+		})
+	})
+	fs.VisitAll(func(f *flag.Flag) {
+		if len(f.Name) == 1 && slices.Contains(slices.Collect(maps.Values(short)), f.Name) {
+			return
+		}
+		arg, usage := flag.UnquoteUsage(f)
+		names := "--" + f.Name
+		if s, ok := short[f.Name]; ok {
+			names = "-" + s + ", " + names
+		}
+		if arg != "" {
+			names += " " + arg
+		}
+		switch f.DefValue {
+		case "", "0", "false", "0s":
+		default:
+			def := f.DefValue
+			if fmt.Sprintf("%T", f.Value) == "*flag.stringValue" {
+				def = strconv.Quote(def)
+			}
+			usage += " (default " + def + ")"
+		}
+		fmt.Fprintf(w, "  %s\n    \t%s\n", names, strings.ReplaceAll(usage, "\n", "\n    \t"))
+	})
 }
 
 // parseFlags parses args into fs and turns a flag error into a usage error.

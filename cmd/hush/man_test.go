@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"fmt"
+	"io"
 	"os"
 	"regexp"
 	"slices"
@@ -180,7 +181,7 @@ func usageFlags() []string {
 	return out
 }
 
-var defaultsFlag = regexp.MustCompile(`(?m)^  -([a-z][a-z0-9-]*)`)
+var defaultsFlag = regexp.MustCompile(`(?m)^  (?:-[a-z], )?--([a-z][a-z0-9-]*)`)
 
 // commandFlags runs "hush CMD -h" and returns the flags its flag set
 // defines, as PrintDefaults lists them.
@@ -275,10 +276,9 @@ func manProblems(d *manDoc, cmds []string, cmdFlags map[string][]string, account
 	}
 	for _, f := range accountFlagNames {
 		found := false
+		entry := regexp.MustCompile(`^(?:-[a-z], )?--` + regexp.QuoteMeta(f) + `[ \n]`)
 		for _, e := range d.entries["COMMANDS"] {
-			if strings.HasPrefix(e, "--"+f+" ") || strings.HasPrefix(e, "--"+f+"\n") {
-				found = true
-			}
+			found = found || entry.MatchString(e)
 		}
 		if !found {
 			bad("the account flags have no entry for --%s", f)
@@ -423,5 +423,33 @@ func TestManCheckerFails(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestShortNamesDocumented: every short flag name a command defines is in
+// the usage text and on the man page, beside its long name.
+func TestShortNamesDocumented(t *testing.T) {
+	md, err := os.ReadFile("../../docs/hush.1.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pair := regexp.MustCompile(`(?m)^  -([a-z]), --([a-z][a-z0-9-]*)`)
+	found := 0
+	for _, cmd := range []string{"send", "listen", "devices", "account show"} {
+		var stderr bytes.Buffer
+		run(append(strings.Fields(cmd), "-h"), strings.NewReader(""), io.Discard, &stderr)
+		for _, m := range pair.FindAllStringSubmatch(stderr.String(), -1) {
+			found++
+			short, long := m[1], m[2]
+			if !strings.Contains(usage, "-"+short+", --"+long) && !strings.Contains(usage, "-"+short+"|--"+long) {
+				t.Errorf("hush %s: the usage text does not name -%s beside --%s", cmd, short, long)
+			}
+			if !strings.Contains(string(md), "`-"+short+"`") {
+				t.Errorf("hush %s: docs/hush.1.md does not name -%s (--%s)", cmd, short, long)
+			}
+		}
+	}
+	if found == 0 {
+		t.Fatal("no short flag names found")
 	}
 }

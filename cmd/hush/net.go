@@ -346,6 +346,8 @@ func runListen(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	useOX := fs.Bool("ox", false, "also receive OX: make and publish the own OX key if there is none (without it, OX is on when the key exists)")
 	count := fs.Int("count", 0, "exit after `N` messages (0: no limit)")
 	timeout := fs.Duration("timeout", 0, "exit after `DURATION` (0: no limit); with --count, exit 3 if fewer than N messages came")
+	shortName(fs, "n", "count")
+	shortName(fs, "t", "timeout")
 	if err := parseNetFlags(fs, args); err != nil {
 		return err
 	}
