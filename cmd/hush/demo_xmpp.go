@@ -129,6 +129,9 @@ func (d *xmppDemo) hushTo(w io.Writer, p *demoPeer, stdin string, args ...string
 	code := run(full, strings.NewReader(stdin), &out, &errb)
 	for _, s := range []string{out.String(), errb.String()} {
 		for _, line := range strings.SplitAfter(s, "\n") {
+			if line != "" && !strings.HasSuffix(line, "\n") {
+				line += "\n" // a prompt
+			}
 			if line != "" {
 				fmt.Fprintf(w, "    %s", line)
 			}
@@ -143,15 +146,24 @@ func (d *xmppDemo) hushTo(w io.Writer, p *demoPeer, stdin string, args ...string
 // background starts one hush command as peer p, as "hush … &" in a
 // shell; wait returns its result and prints its output after it ended.
 func (d *xmppDemo) background(p *demoPeer, args ...string) (wait func() error) {
+	return d.backgroundIn(p, "", args...)
+}
+
+// backgroundIn is background with stdin as the command's standard input.
+func (d *xmppDemo) backgroundIn(p *demoPeer, stdin string, args ...string) (wait func() error) {
 	var out bytes.Buffer
 	done := make(chan error, 1)
 	go func() {
-		_, err := d.hushTo(&out, p, "", args...)
+		_, err := d.hushTo(&out, p, stdin, args...)
 		done <- err
 	}()
 	// Give it the time to connect before the next command.
 	time.Sleep(500 * time.Millisecond)
-	fmt.Fprintf(d.w, "%s$ hush %s &   (its output below, when it ends)\n", p.name, strings.Join(args, " "))
+	pipe := ""
+	if stdin != "" {
+		pipe = "echo " + quoteShell(strings.TrimSuffix(stdin, "\n")) + " | "
+	}
+	fmt.Fprintf(d.w, "%s$ %shush %s &   (its output below, when it ends)\n", p.name, pipe, strings.Join(args, " "))
 	return func() error {
 		err := <-done
 		_, line, _ := strings.Cut(out.String(), "\n")
@@ -233,6 +245,16 @@ func (d *xmppDemo) run(dir string) error {
 	}
 	if perr != nil {
 		return perr
+	}
+
+	d.section("verification: both run hush verify, compare the 6 characters each sees, and answer y (XEP-0210 §4.3)")
+	wait = d.backgroundIn(bob, "y\n", "verify", aliceJID)
+	_, verr := d.hush(alice, "y\n", "verify", bobJID)
+	if err := wait(); err != nil {
+		return err
+	}
+	if verr != nil {
+		return verr
 	}
 
 	oxSecret := "The boat leaves at dawn."

@@ -49,6 +49,9 @@ Usage:
     hush ping JID[/RESOURCE] an end-to-end encrypted ping (an OMEMO 2 IQ) to
                              each online client of JID: which device answered,
                              its trust, the round trip
+    hush verify [-t|--timeout DURATION] JID
+                             verify JID's keys: both users run it, compare the
+                             6-character string each sees, and answer y
     hush doctor [JID...]     check the account: PEP and publish-options on the
                              server, the own device list and bundle as others
                              fetch them, prekeys left, the own OX key; and
@@ -70,8 +73,8 @@ Usage:
     hush ox COMMAND          OpenPGP for XMPP offline (hush ox help)
     hush help                show this text
 
-Account flags (send, listen, chat, ping, devices, fingerprints, trust,
-distrust, doctor, backup, restore, ox keys):
+Account flags (send, listen, chat, ping, verify, devices, fingerprints,
+trust, distrust, doctor, backup, restore, ox keys):
     -s, --store DIR          the account and its keys (default $XDG_CONFIG_HOME/hush)
     -j, --jid JID            the account (default: the saved one)
     --password-file FILE     the password; or set HUSH_PASSWORD; without either,
@@ -81,8 +84,9 @@ distrust, doctor, backup, restore, ox keys):
     --insecure               plain TCP, only to a loopback --server (test servers)
 
 Trust is blind trust before verification: new devices of a contact are used
-until one of the contact's keys is verified with "hush trust"; from then on
-only verified keys are. hush send never sends in the clear: when no trusted
+until one of the contact's keys is verified, with "hush verify" (a
+6-character string both users compare) or "hush trust" (a fingerprint
+compared by hand); from then on only verified keys are. hush send never sends in the clear: when no trusted
 device of the contact can be reached it sends nothing and exits 4. The OX
 key (OpenPGP, XEP-0373) is made and published on the first send --ox or
 listen --ox and kept beside the OMEMO keys in the store.
@@ -112,8 +116,10 @@ Exit codes:
          server unreachable, store in use by another hush, damaged store,
          doctor found a problem, …
     2    bad usage
-    3    listen --count N --timeout D: the timeout came before N messages
-    4    send: no trusted device of the contact could be reached; nothing sent
+    3    listen --count N --timeout D: the timeout came before N messages;
+         verify: the peer did not answer within --timeout
+    4    send, ping: no trusted device of the contact could be reached, or it
+         announces no protocol hush speaks; nothing sent
     130  demo xmpp: interrupted (Prosody stopped, its files removed)
 `
 
@@ -195,6 +201,8 @@ func dispatch(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 		return runRestore(rest, stdin, stdout, stderr)
 	case "chat":
 		return runChat(rest, stdin, stdout, stderr)
+	case "verify":
+		return runVerify(rest, stdin, stdout, stderr)
 	case "ping":
 		return runPing(rest, stdin, stdout, stderr)
 	case "doctor":

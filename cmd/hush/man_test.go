@@ -168,7 +168,7 @@ var longFlag = regexp.MustCompile(`--([a-z][a-z0-9-]*)`)
 // usageFlags returns every long flag the usage texts and synopses name.
 func usageFlags() []string {
 	seen := map[string]bool{}
-	for _, s := range []string{usage, accountUsage, omemoUsage, oxUsage, sendSynopsis, chatSynopsis, pingSynopsis, doctorSynopsis, demoXMPPSynopsis} {
+	for _, s := range []string{usage, accountUsage, omemoUsage, oxUsage, sendSynopsis, chatSynopsis, pingSynopsis, verifySynopsis, doctorSynopsis, demoXMPPSynopsis} {
 		for _, m := range longFlag.FindAllStringSubmatch(s, -1) {
 			seen[m[1]] = true
 		}

@@ -254,6 +254,8 @@ func TestIntegrationDemoXMPP(t *testing.T) {
 		regexp.MustCompile(`(?m)^    \{"from":"bob@localhost","device":"\d+","protocol":"omemo2","trust":"blind","via":"offline","text":"I'll be there."\}$`),
 		regexp.MustCompile(`(?m)^    alice@localhost \[device \d+, legacy, blind\]: Bring the old map.$`),
 		regexp.MustCompile(`(?m)^    bob@localhost/hush-[0-9a-f]+: encrypted pong from device \d+ \(omemo2, blind\) in \d+ms$`),
+		regexp.MustCompile(`(?m)^    bob@localhost( [0-9a-f]{8}){8}: verified$`),
+		regexp.MustCompile(`(?m)^    alice@localhost( [0-9a-f]{8}){8}: verified$`),
 		regexp.MustCompile(`(?m)^    alice@localhost \[device [0-9A-F]{40}, ox, blind\]: The boat leaves at dawn.$`),
 		regexp.MustCompile(`(?m)^    hush: skipped alice@localhost device \d+: untrusted$`),
 		regexp.MustCompile(`(?m)^    "this must never leave" in the server's files: nowhere$`),

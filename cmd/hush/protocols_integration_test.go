@@ -159,3 +159,67 @@ func TestIntegrationPing(t *testing.T) {
 		t.Fatalf("ping to a client without OMEMO: exit %d\n%s", code, stderr)
 	}
 }
+
+// TestIntegrationVerify: alice and bob run hush verify at the same time,
+// see the same 6-character string, confirm, and each has the other's key
+// verified; a run both users reject verifies nothing; a peer that never
+// answers times out (exit 3).
+func TestIntegrationVerify(t *testing.T) {
+	srv := prosodytest.Start(t, prosodytest.Options{Users: []string{"alice", "bob", "carol"}})
+	alice, bob, carol := addAccount(t, srv, "alice"), addAccount(t, srv, "bob"), addAccount(t, srv, "carol")
+	aliceDev, bobDev := alice.ownDevice(t), bob.ownDevice(t)
+	carol.ownDevice(t)
+	aliceJID, bobJID := srv.JID("alice").String(), srv.JID("bob").String()
+	sas := regexp.MustCompile(`^[0-9A-HJKMNP-TV-Z]{6}\n`)
+
+	type result struct {
+		code           int
+		stdout, stderr string
+	}
+	both := func(aliceAnswer, bobAnswer string) (a, b result) {
+		done := make(chan result, 1)
+		go func() {
+			var r result
+			r.code, r.stdout, r.stderr = bob.hush(t, bobAnswer, "verify", "--timeout", "30s", aliceJID)
+			done <- r
+		}()
+		time.Sleep(300 * time.Millisecond)
+		a.code, a.stdout, a.stderr = alice.hush(t, aliceAnswer, "verify", "--timeout", "30s", bobJID)
+		return a, <-done
+	}
+
+	// Both reject: nothing verified, both exit 1.
+	a, b := both("n\n", "n\n")
+	if a.code != 1 || b.code != 1 || !sas.MatchString(a.stdout) || a.stdout[:6] != b.stdout[:6] || !strings.Contains(a.stderr, "nothing was verified") {
+		t.Fatalf("rejected run:\nalice %+v\nbob %+v", a, b)
+	}
+	// Both confirm: the same string, each key verified.
+	a, b = both("y\n", "yes\n")
+	if a.code != 0 || b.code != 0 || !sas.MatchString(a.stdout) || a.stdout[:7] != b.stdout[:7] {
+		t.Fatalf("confirmed run:\nalice %+v\nbob %+v", a, b)
+	}
+	for _, c := range []struct {
+		who      *hushAccount
+		peer, id string
+	}{{alice, bobJID, bobDev}, {bob, aliceJID, aliceDev}} {
+		if out := c.who.hushOut(t, "devices", c.peer); !regexp.MustCompile(`(?m)^` + c.id + ` +verified`).MatchString(out) {
+			t.Errorf("%s does not have %s's device %s verified:\n%s", c.who.name, c.peer, c.id, out)
+		}
+	}
+	// carol never answers alice.
+	code, _, stderr := alice.hush(t, "", "verify", "--timeout", "3s", srv.JID("carol").String())
+	if code != exitTimeout || !strings.Contains(stderr, "did not answer within 3s; nothing was verified") {
+		t.Fatalf("verify without an answer: exit %d\n%s", code, stderr)
+	}
+}
+
+// hushOut runs a command of the account that must succeed and returns its
+// standard output.
+func (a *hushAccount) hushOut(t *testing.T, args ...string) string {
+	t.Helper()
+	code, stdout, stderr := a.hush(t, "", args...)
+	if code != 0 {
+		t.Fatalf("%s: hush %s: exit %d\n%s", a.name, strings.Join(args, " "), code, stderr)
+	}
+	return stdout
+}
