@@ -115,6 +115,9 @@ func Dial(ctx context.Context, account jid.JID, password string, opts *Options) 
 	session, err := xmpp.NewSession(ctx, account.Domain(), account, conn, state, neg)
 	if err != nil {
 		conn.Close()
+		if ae := (*AuthError)(nil); errors.As(err, &ae) {
+			return nil, ae // says what failed on its own
+		}
 		return nil, fmt.Errorf("client: negotiating the stream with %s: %w", account.Domainpart(), err)
 	}
 	return newClient(session, opts), nil

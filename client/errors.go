@@ -4,6 +4,7 @@ import (
 	"encoding/xml"
 	"errors"
 	"fmt"
+	"mellium.im/xmpp/jid"
 	"regexp"
 	"strings"
 
@@ -46,7 +47,8 @@ var (
 	ErrMalformed = errors.New("client: malformed reply")
 	// ErrNoDeviceList reports a contact without an OMEMO device list of the
 	// protocol asked for (XEP-0384 §5.3.1, item-not-found): its clients do
-	// not speak it, or the node is not visible to this account.
+	// not speak it, or the node is not visible to this account. The error
+	// returned is a *NoDeviceListError.
 	ErrNoDeviceList = errors.New("client: no OMEMO device list announced")
 
 	// ErrEncryptionRequired reports a message or presence with content
@@ -180,6 +182,27 @@ func truncate(s string, n int) string {
 	}
 	return s[:n]
 }
+
+// NoDeviceListError reports the contact JID without an OMEMO device list
+// of one protocol; it matches ErrNoDeviceList.
+type NoDeviceListError struct {
+	JID jid.JID
+	// Legacy is set for the legacy OMEMO list (XEP-0384 0.3), unset for
+	// OMEMO 2.
+	Legacy bool
+}
+
+// Error implements error.
+func (e *NoDeviceListError) Error() string {
+	p := "OMEMO 2"
+	if e.Legacy {
+		p = "legacy OMEMO"
+	}
+	return "client: " + e.JID.String() + " announces no " + p + " device list"
+}
+
+// Is reports whether target is ErrNoDeviceList.
+func (e *NoDeviceListError) Is(target error) bool { return target == ErrNoDeviceList }
 
 // AuthError reports that SASL authentication failed. Err is the server's
 // failure condition (e.g. not-authorized); errors.Is(err, ErrAuth) holds.

@@ -468,7 +468,7 @@ func (o *OMEMO) RefreshDevices(ctx context.Context, bare jid.JID) error {
 	}
 	if l == nil {
 		if !bare.Equal(o.m.JID()) {
-			return fmt.Errorf("%w: %s announces no OMEMO 2 device list", ErrNoDeviceList, bare)
+			return &NoDeviceListError{JID: bare}
 		}
 		l = &omemo.DeviceList{}
 	}

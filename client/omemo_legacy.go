@@ -32,7 +32,7 @@ func (o *OMEMO) RefreshLegacyDevices(ctx context.Context, bare jid.JID) error {
 	}
 	if l == nil {
 		if !bare.Equal(o.m.JID()) {
-			return fmt.Errorf("%w: %s announces no legacy OMEMO device list", ErrNoDeviceList, bare)
+			return &NoDeviceListError{JID: bare, Legacy: true}
 		}
 		l = &legacy.DeviceList{}
 	}
