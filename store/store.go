@@ -185,3 +185,22 @@ type Inbox interface {
 	// failed for good.
 	MarkSeen(ids ...MessageID) error
 }
+
+// MaxArchiveCursor bounds an archive cursor (ArchiveCursor): an archive
+// id (at most MaxIDLength bytes) with a short prefix.
+const MaxArchiveCursor = MaxIDLength + 64
+
+// ArchiveCursor is the part of a store transaction that remembers how far
+// the application has read the account's archive (XEP-0313), so that a
+// device that was offline catches up with the messages another device of
+// the account took from the server meanwhile. The value is the
+// application's: hush.im/store/kv keeps it as it is given. It is
+// implemented by the transactions of hush.im/store/kv (and so of
+// hush.im/store/bolt).
+type ArchiveCursor interface {
+	// ArchiveCursor returns the cursor, "" when none was set.
+	ArchiveCursor() (string, error)
+	// SetArchiveCursor replaces the cursor; one longer than
+	// MaxArchiveCursor bytes or not UTF-8 is ErrInvalidMessage.
+	SetArchiveCursor(cursor string) error
+}

@@ -3,7 +3,9 @@ package kv
 import (
 	"crypto/sha256"
 	"encoding/binary"
+	"fmt"
 	"time"
+	"unicode/utf8"
 
 	"hush.im/store"
 	"mellium.im/xmpp/jid"
@@ -15,14 +17,18 @@ import (
 // seen:       digest(id) → insertion number
 // seen-order: insertion number → digest(id)
 // counters:   "inbox" → last seq, "seen" → last insertion number,
-//             "seen-first" → oldest insertion number kept
+//             "seen-first" → oldest insertion number kept,
+//             "archive-cursor" → the archive cursor (a string)
 //
 // The seen index keeps the last store.MaxSeen ids: each insertion evicts
 // the entries whose insertion number is at most last−MaxSeen.
 
 var (
-	counterInbox = []byte("inbox")
-	counterSeen  = []byte("seen")
+	// counterArchive is not a counter but the archive cursor
+	// (store.ArchiveCursor), a string.
+	counterArchive = []byte("archive-cursor")
+	counterInbox   = []byte("inbox")
+	counterSeen    = []byte("seen")
 	// counterSeenFirst is the oldest insertion number still in seen.
 	counterSeenFirst = []byte("seen-first")
 )
@@ -427,4 +433,27 @@ func (r *reader) end() error {
 		r.fail("%d trailing bytes", len(r.b))
 	}
 	return r.err
+}
+
+// ArchiveCursor implements store.ArchiveCursor.
+func (t *Tx) ArchiveCursor() (string, error) {
+	v, err := t.get(bucketCounters, counterArchive)
+	if err != nil || v == nil {
+		return "", err
+	}
+	if len(v) == 0 || v[0] != cursorVersion || len(v)-1 > store.MaxArchiveCursor || !utf8.Valid(v[1:]) {
+		return "", corrupt(bucketCounters, "archive cursor of %d bytes", len(v))
+	}
+	return string(v[1:]), nil
+}
+
+// cursorVersion is the version byte of the stored archive cursor.
+const cursorVersion = 1
+
+// SetArchiveCursor implements store.ArchiveCursor.
+func (t *Tx) SetArchiveCursor(cursor string) error {
+	if len(cursor) > store.MaxArchiveCursor || !utf8.ValidString(cursor) {
+		return fmt.Errorf("%w: archive cursor of %d bytes (at most %d, UTF-8)", store.ErrInvalidMessage, len(cursor), store.MaxArchiveCursor)
+	}
+	return t.put(bucketCounters, counterArchive, append([]byte{cursorVersion}, cursor...))
 }

@@ -371,3 +371,40 @@ func TestLegacyRecordsAndPending(t *testing.T) {
 		return nil
 	})
 }
+
+// TestArchiveCursor: the cursor is empty until set, survives, is replaced,
+// and an invalid one changes nothing.
+func TestArchiveCursor(t *testing.T) {
+	m := kv.NewMemory()
+	get := func() string {
+		t.Helper()
+		var c string
+		if err := m.View(func(tx omemo.Tx) error {
+			var err error
+			c, err = tx.(store.ArchiveCursor).ArchiveCursor()
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	set := func(c string) error {
+		return m.Update(func(tx omemo.Tx) error { return tx.(store.ArchiveCursor).SetArchiveCursor(c) })
+	}
+	if c := get(); c != "" {
+		t.Fatalf("new store: cursor %q", c)
+	}
+	for _, c := range []string{"id:5f2a-1", "since:2026-11-26T16:00:00Z", strings.Repeat("x", store.MaxArchiveCursor)} {
+		if err := set(c); err != nil || get() != c {
+			t.Fatalf("set %q: %v, got %q", c, err, get())
+		}
+	}
+	for _, bad := range []string{strings.Repeat("x", store.MaxArchiveCursor+1), "id:\xff"} {
+		if err := set(bad); !errors.Is(err, store.ErrInvalidMessage) {
+			t.Fatalf("set invalid %q: %v", bad[:5], err)
+		}
+	}
+	if get() != strings.Repeat("x", store.MaxArchiveCursor) {
+		t.Fatal("an invalid cursor changed the stored one")
+	}
+}

@@ -19,7 +19,7 @@ import (
 //	inbox                         sequence number (8 bytes, big-endian)
 //	seen                          id digest (16 bytes)
 //	seen-order                    insertion number (8 bytes, big-endian)
-//	counters                      counter name
+//	counters                      counter name, "archive-cursor"
 //
 // Big-endian numbers make the backend's key order the numeric order, and
 // the length prefix makes the keys of one JID a prefix that no other JID's
