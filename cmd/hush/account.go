@@ -18,6 +18,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 
 	"golang.org/x/sys/unix"
 	"mellium.im/xmpp/jid"
@@ -468,12 +469,12 @@ func openStore(a *account, create bool) (*bolt.Store, error) {
 	path := bolt.Path(a.dir, a.jid)
 	if !create {
 		if _, err := os.Stat(path); err != nil {
-			return nil, &hintError{err: fmt.Errorf("no keys of %s in %s", a.jid, a.dir), hint: `connect once with "hush devices" or "hush send"`}
+			return nil, &noStoreError{jid: a.jid, dir: a.dir}
 		}
 	}
 	st, err := bolt.Open(path, a.jid, nil)
 	if errors.Is(err, bolt.ErrInUse) {
-		return nil, &hintError{err: fmt.Errorf("%s: %w", path, err), hint: "another hush (listen?) has this account open; stop it or use another --store"}
+		return nil, &hintError{err: err, hint: "another hush (listen?) has this account open; stop it or use another --store"}
 	}
 	if errors.Is(err, bolt.ErrCorrupt) {
 		return nil, &hintError{err: err, hint: "the store file is damaged (a disk error, or it was edited); hush will not use it. Keep it, restore it from a backup, or move it away to start over with a new device (contacts then see a new device)"}
@@ -584,28 +585,44 @@ func (f *accountFlags) connect(ctx context.Context, stdin io.Reader, stderr io.W
 	if err != nil {
 		return nil, err
 	}
-	st, err := openStore(a, true)
-	if err != nil {
+	// An existing store is opened (and locked) before connecting; a new
+	// one, with a new device, is made only once the server accepted the
+	// login.
+	st, err := openStore(a, false)
+	var noStore *noStoreError
+	if err != nil && !errors.As(err, &noStore) {
 		return nil, err
 	}
 	var r [4]byte
 	rand.Read(r[:])
 	full, err := a.jid.WithResource("hush-" + hex.EncodeToString(r[:]))
 	if err != nil {
-		st.Close()
+		if st != nil {
+			st.Close()
+		}
 		return nil, err
 	}
 	c, err := client.Dial(ctx, full, pw, opts)
 	if err != nil {
-		st.Close()
-		var ae *client.AuthError
-		if errors.As(err, &ae) {
-			return nil, &hintError{err: err, hint: "check the password and the JID"}
+		if st != nil {
+			st.Close()
 		}
-		if errors.Is(err, client.ErrInsecureRemote) {
+		var ae *client.AuthError
+		switch {
+		case errors.As(err, &ae):
+			return nil, &hintError{err: err, hint: "check the password and the JID"}
+		case errors.Is(err, client.ErrInsecureRemote):
 			return nil, &hintError{err: err, hint: "--insecure is for a test server on 127.0.0.1 only"}
+		case errors.Is(err, syscall.ECONNREFUSED):
+			return nil, &hintError{err: err, hint: "is the server running? check --server (host and port)"}
 		}
 		return nil, err
+	}
+	if st == nil {
+		if st, err = openStore(a, true); err != nil {
+			c.Close()
+			return nil, err
+		}
 	}
 	s := &session{a: a, c: c, st: st, ix: trust.NewIndex()}
 	s.o, err = client.NewOMEMO(ctx, c, st, &client.OMEMOOptions{Trust: trust.BTBV{Levels: s.ix}, Legacy: true})
@@ -661,6 +678,17 @@ func (s *session) close() {
 	s.st.Close()
 }
 
+// noStoreError reports an account without a store yet.
+type noStoreError struct {
+	jid jid.JID
+	dir string
+}
+
+func (e *noStoreError) Error() string { return fmt.Sprintf("no keys of %s in %s", e.jid, e.dir) }
+
+// Hint implements hinter.
+func (e *noStoreError) Hint() string { return `connect once with "hush devices" or "hush send"` }
+
 // hintError is a failure (exit 1) with a hint.
 type hintError struct {
 	err  error
@@ -669,6 +697,7 @@ type hintError struct {
 
 func (e *hintError) Error() string { return e.err.Error() }
 func (e *hintError) Unwrap() error { return e.err }
+func (e *hintError) Hint() string  { return e.hint }
 
 // exitError is a failure with its own exit code.
 type exitError struct {
@@ -679,3 +708,12 @@ type exitError struct {
 
 func (e *exitError) Error() string { return e.err.Error() }
 func (e *exitError) Unwrap() error { return e.err }
+
+// Hint is the exit error's own hint, or that of the error it wraps.
+func (e *exitError) Hint() string {
+	var h hinter
+	if e.hint == "" && errors.As(e.err, &h) {
+		return h.Hint()
+	}
+	return e.hint
+}

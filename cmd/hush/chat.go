@@ -58,6 +58,11 @@ func runChat(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	}
 	defer s.close()
 	wake, signalInbox := s.handleIntoInbox(stderr)
+	// What another device of the account took from the server while this
+	// one was offline is in the archive (XEP-0313).
+	if err := s.catchUp(cctx, stderr); err != nil {
+		fmt.Fprintf(stderr, "hush: warning: archive catch-up: %v\n", err)
+	}
 	if err := s.c.EnableCarbons(cctx); err != nil {
 		fmt.Fprintf(stderr, "hush: warning: carbons: %v\n", err)
 	}

@@ -9,6 +9,7 @@ import (
 	"io"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"mellium.im/xmpp/jid"
@@ -201,9 +202,8 @@ func decodeEntry(m *store.Message) (inboxEntry, error) {
 
 // handleIntoInbox installs the message handler of hush listen and hush
 // chat: OMEMO messages (both versions) are in the inbox already
-// (hushEngine.Decrypt),
-// OX messages are put there; each wakes the returned channel. signal
-// wakes it too.
+// (hushEngine.Decrypt), OX messages are put there; each wakes the
+// returned channel. signal wakes it too.
 func (s *session) handleIntoInbox(stderr io.Writer) (wake <-chan struct{}, signal func()) {
 	ch := make(chan struct{}, 1)
 	signal = func() {
@@ -213,25 +213,125 @@ func (s *session) handleIntoInbox(stderr io.Writer) (wake <-chan struct{}, signa
 		}
 	}
 	s.c.HandleMessage(func(_ context.Context, in *client.Incoming) {
-		if in.Err != nil {
-			fmt.Fprintf(stderr, "hush: warning: undecryptable message from %s: %v\n", in.From, in.Err)
-			return
+		if s.intoInbox(in, stderr) {
+			signal()
 		}
-		if in.Security == nil {
-			if slices.ContainsFunc(in.Stanza.Children, func(e sce.Element) bool { return e.Name == xml.Name{Space: nsClient, Local: "body"} }) {
-				fmt.Fprintf(stderr, "hush: warning: ignored an unencrypted message from %s\n", in.From)
-			}
-			return
-		}
-		if p := in.Security.Protocol; p != client.OMEMOEncrypted && p != client.OMEMOLegacyEncrypted {
-			// OX: the engine has no transaction to join; the message is
-			// put in the inbox before it is shown.
-			if err := s.putInbox(s.o.Manager().JID(), in, in.Stanza, in.Security); err != nil && !errors.Is(err, client.ErrDuplicate) {
-				fmt.Fprintf(stderr, "hush: warning: message from %s: %v\n", in.From, err)
-				return
-			}
-		}
-		signal()
 	})
 	return ch, signal
+}
+
+// intoInbox handles one incoming message for hush listen and chat, live
+// or from the archive, and reports whether the inbox may have grown. It
+// moves the archive cursor to the message.
+func (s *session) intoInbox(in *client.Incoming, stderr io.Writer) bool {
+	defer s.advanceCursor(in, stderr)
+	if in.Err != nil {
+		// The archive holds what this device sent itself, which is not
+		// encrypted for it: nothing to say.
+		own := s.o.Manager().JID()
+		if !(in.Via == client.ViaArchive && in.From.Bare().Equal(own) && errors.Is(in.Err, omemo.ErrNotForThisDevice)) {
+			fmt.Fprintf(stderr, "hush: warning: undecryptable message from %s: %v\n", in.From, in.Err)
+		}
+		return false
+	}
+	if in.Security == nil {
+		if slices.ContainsFunc(in.Stanza.Children, func(e sce.Element) bool { return e.Name == xml.Name{Space: nsClient, Local: "body"} }) {
+			fmt.Fprintf(stderr, "hush: warning: ignored an unencrypted message from %s\n", in.From)
+		}
+		return false
+	}
+	if p := in.Security.Protocol; p != client.OMEMOEncrypted && p != client.OMEMOLegacyEncrypted {
+		// OX: the engine has no transaction to join; the message is
+		// put in the inbox before it is shown.
+		if err := s.putInbox(s.o.Manager().JID(), in, in.Stanza, in.Security); err != nil && !errors.Is(err, client.ErrDuplicate) {
+			fmt.Fprintf(stderr, "hush: warning: message from %s: %v\n", in.From, err)
+			return false
+		}
+	}
+	return true
+}
+
+// The archive cursor (store.ArchiveCursor) of hush listen and chat: how
+// far this device has read the account's archive (XEP-0313), as
+// "id:ARCHIVE-ID", the id of the last message it handled, or, before it
+// handled any, "since:DATETIME", when it first listened. On start they
+// page through the archive from there (catchUp), so that messages another
+// device of the account took from the server while this one was offline
+// are read too; what was seen before is dropped by the seen index.
+const (
+	cursorID    = "id:"
+	cursorSince = "since:"
+)
+
+// advanceCursor moves the archive cursor to in, if the account's archive
+// stamped it (its XEP-0359 stanza-id by the own bare JID, or its archive
+// id).
+func (s *session) advanceCursor(in *client.Incoming, stderr io.Writer) {
+	for _, id := range messageIDs(s.o.Manager().JID(), in) {
+		if id.Kind != store.StanzaID {
+			continue
+		}
+		if err := s.setCursor(cursorID + id.ID); err != nil {
+			fmt.Fprintf(stderr, "hush: warning: archive cursor: %v\n", err)
+		}
+		return
+	}
+}
+
+func (s *session) setCursor(c string) error {
+	return s.st.Update(func(tx omemo.Tx) error {
+		ac, ok := tx.(store.ArchiveCursor)
+		if !ok {
+			return errors.New("the store has no archive cursor")
+		}
+		return ac.SetArchiveCursor(c)
+	})
+}
+
+func (s *session) cursor() (string, error) {
+	var c string
+	err := s.st.View(func(tx omemo.Tx) error {
+		ac, ok := tx.(store.ArchiveCursor)
+		if !ok {
+			return errors.New("the store has no archive cursor")
+		}
+		var err error
+		c, err = ac.ArchiveCursor()
+		return err
+	})
+	return c, err
+}
+
+// catchUp reads the account's archive from the cursor on, each message
+// as a live one (intoInbox), before the initial presence brings the
+// offline ones. The first time, it only records when it started.
+func (s *session) catchUp(ctx context.Context, stderr io.Writer) error {
+	c, err := s.cursor()
+	if err != nil {
+		return err
+	}
+	var q client.ArchiveQuery
+	switch {
+	case strings.HasPrefix(c, cursorID):
+		q.After = strings.TrimPrefix(c, cursorID)
+	case strings.HasPrefix(c, cursorSince):
+		t, err := time.Parse(time.RFC3339, strings.TrimPrefix(c, cursorSince))
+		if err != nil {
+			return fmt.Errorf("archive cursor %q: %w", c, store.ErrCorrupt)
+		}
+		q.Start = t
+	default:
+		return s.setCursor(cursorSince + time.Now().UTC().Format(time.RFC3339))
+	}
+	err = s.c.CatchUp(ctx, q, func(in *client.Incoming) error {
+		s.intoInbox(in, stderr)
+		return nil
+	})
+	if notFound(err) {
+		// The archive no longer has the message of the cursor (expired):
+		// read on from now.
+		fmt.Fprintf(stderr, "hush: warning: the archive no longer holds the last message read; messages since may be missed\n")
+		return s.setCursor(cursorSince + time.Now().UTC().Format(time.RFC3339))
+	}
+	return err
 }

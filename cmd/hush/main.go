@@ -94,7 +94,9 @@ listen --ox and kept beside the OMEMO keys in the store.
 Nothing received is lost: listen and chat put each decrypted message in the
 store's inbox in the same transaction as the OMEMO ratchet step, and remove
 it only after printing it; what a listen did not print (--count reached, the
-process killed) is printed by the next one. A message whose stanza-id or
+process killed) is printed by the next one, which also reads the account's
+archive (XEP-0313) from where this device stopped: what another device of
+the account took from the server meanwhile. A message whose stanza-id or
 origin-id (XEP-0359) was seen before is not shown again.
 
 Example:
@@ -135,6 +137,9 @@ type usageError struct {
 
 func (e *usageError) Error() string { return e.msg }
 
+// Hint implements hinter.
+func (e *usageError) Hint() string { return e.hint }
+
 func main() {
 	os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
 }
@@ -150,25 +155,26 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return 0
 	}
 	fmt.Fprintf(stderr, "hush: error: %v\n", err)
-	var he *hintError
-	if errors.As(err, &he) {
-		fmt.Fprintf(stderr, "hush: hint: %s\n", he.hint)
+	var h hinter
+	if errors.As(err, &h) && h.Hint() != "" {
+		fmt.Fprintf(stderr, "hush: hint: %s\n", h.Hint())
 	}
 	var ee *exitError
 	if errors.As(err, &ee) {
-		if ee.hint != "" {
-			fmt.Fprintf(stderr, "hush: hint: %s\n", ee.hint)
-		}
 		return ee.code
 	}
 	var ue *usageError
 	if errors.As(err, &ue) {
-		if ue.hint != "" {
-			fmt.Fprintf(stderr, "hush: hint: %s\n", ue.hint)
-		}
 		return exitUsage
 	}
 	return 1
+}
+
+// hinter is an error with a hint for the user, printed after it as
+// "hush: hint: …".
+type hinter interface {
+	error
+	Hint() string
 }
 
 func dispatch(args []string, stdin io.Reader, stdout, stderr io.Writer) error {

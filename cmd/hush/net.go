@@ -222,6 +222,9 @@ func (s *session) prepareSend(ctx context.Context, to jid.JID, proto sendProtoco
 		err = s.o.RefreshDevices(ctx, to)
 	}
 	if err != nil {
+		if errors.Is(err, client.ErrNoDeviceList) {
+			return xml.Name{}, fmt.Errorf("%w; nothing was sent", err)
+		}
 		return xml.Name{}, fmt.Errorf("%s: %w; nothing was sent", to, err)
 	}
 	return client.OMEMOEncrypted, nil
@@ -240,7 +243,10 @@ func (s *session) sendText(ctx context.Context, protocol xml.Name, to jid.JID, t
 	}
 	rep, err := s.c.SendEncrypted(ctx, protocol, msg)
 	var noDevice *omemo.NoEligibleDevicesError
-	if errors.Is(err, errNoTrustedDevice) || errors.Is(err, client.ErrNoRecipientDevice) || errors.As(err, &noDevice) || errors.Is(err, ox.ErrNoRecipients) {
+	switch {
+	case errors.Is(err, ox.ErrNoRecipients):
+		return rep, &exitError{code: exitNotSent, err: fmt.Errorf("%s announces no OpenPGP key; nothing was sent", to), hint: sendHint}
+	case errors.Is(err, errNoTrustedDevice) || errors.Is(err, client.ErrNoRecipientDevice) || errors.As(err, &noDevice):
 		return rep, fmt.Errorf("%s: %w", to, errNoTrustedDevice)
 	}
 	return rep, err
@@ -270,6 +276,32 @@ func messageText(fs *flag.FlagSet, stdin io.Reader) (string, error) {
 	}
 	return text, nil
 }
+
+// deviceListError makes one error of what client.OMEMO.Prepare returned
+// for target (one error per protocol): that it announces no OMEMO device
+// list, or the first other failure.
+func deviceListError(target jid.JID, err error) error {
+	errs := []error{err}
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		errs = j.Unwrap()
+	}
+	for _, e := range errs {
+		if !errors.Is(e, client.ErrNoDeviceList) {
+			return fmt.Errorf("%s: %w", target, e)
+		}
+	}
+	return &noDeviceListError{target}
+}
+
+// noDeviceListError is a contact that announces no OMEMO device list of
+// either protocol; it is client.ErrNoDeviceList.
+type noDeviceListError struct{ jid jid.JID }
+
+func (e *noDeviceListError) Error() string {
+	return e.jid.String() + " announces no OMEMO device list (OMEMO 2 or legacy)"
+}
+
+func (e *noDeviceListError) Unwrap() error { return client.ErrNoDeviceList }
 
 // chooseProtocol picks the protocol of a hush send without a protocol
 // flag: OMEMO when the contact announces an OMEMO device list (OMEMO 2 or
@@ -378,6 +410,11 @@ func runListen(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	// what the inbox holds and acknowledges it only after printing, so a
 	// message that arrived while a previous listen died is printed now.
 	wake, signalInbox := s.handleIntoInbox(stderr)
+	// What another device of the account took from the server while this
+	// one was offline is in the archive (XEP-0313).
+	if err := s.catchUp(cctx, stderr); err != nil {
+		fmt.Fprintf(stderr, "hush: warning: archive catch-up: %v\n", err)
+	}
 	if err := s.c.EnableCarbons(cctx); err != nil {
 		fmt.Fprintf(stderr, "hush: warning: carbons: %v\n", err)
 	}
@@ -477,7 +514,7 @@ func runDevices(name string, args []string, stdin io.Reader, stdout, stderr io.W
 		target = own
 	}
 	if err := s.o.Prepare(ctx, target); err != nil {
-		return fmt.Errorf("%s: %s: %w", name, target, err)
+		return fmt.Errorf("%s: %w", name, deviceListError(target, err))
 	}
 	if err := s.observe(target); err != nil {
 		return err

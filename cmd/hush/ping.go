@@ -82,7 +82,10 @@ func runPing(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 		return err
 	}
 	if err := s.o.RefreshDevices(ctx, to.Bare()); err != nil {
-		return &exitError{code: exitNotSent, err: fmt.Errorf("ping: %s: %w; nothing was sent", to.Bare(), err), hint: "an encrypted ping needs OMEMO 2 on the contact's client"}
+		if !errors.Is(err, client.ErrNoDeviceList) {
+			err = fmt.Errorf("%s: %w", to.Bare(), err)
+		}
+		return &exitError{code: exitNotSent, err: fmt.Errorf("ping: %w; nothing was sent", err), hint: "an encrypted ping needs OMEMO 2 on the contact's client"}
 	}
 	answered := 0
 	for _, full := range targets {

@@ -223,3 +223,54 @@ func (a *hushAccount) hushOut(t *testing.T, args ...string) string {
 	}
 	return stdout
 }
+
+// TestIntegrationArchiveCatchUp: a message that another device of the
+// account took from the server while this one was offline is read from
+// the archive (XEP-0313) by the next listen, once.
+func TestIntegrationArchiveCatchUp(t *testing.T) {
+	srv := prosodytest.Start(t, prosodytest.Options{Users: []string{"alice", "bob"}})
+	laptop, bob := addAccount(t, srv, "alice"), addAccount(t, srv, "bob")
+	phone := addAccount(t, srv, "alice")
+	bobDev := bob.ownDevice(t)
+	// The phone listens once: its device is announced and its archive
+	// cursor starts now.
+	if code, _, stderr := phone.hush(t, "", "listen", "--timeout", "1s"); code != 0 {
+		t.Fatalf("phone listen: exit %d\n%s", code, stderr)
+	}
+	laptop.ownDevice(t)
+
+	// The laptop is online and takes bob's message; the phone is not.
+	got := make(chan string, 1)
+	go func() {
+		code, stdout, stderr := laptop.hush(t, "", "listen", "--count", "1", "--timeout", "30s")
+		got <- fmt.Sprintf("exit %d\n%s%s", code, stdout, stderr)
+	}()
+	time.Sleep(time.Second)
+	secret := fmt.Sprintf("for both of alice's devices %d", time.Now().UnixNano())
+	if code, _, stderr := bob.hush(t, "", "send", srv.JID("alice").String(), secret); code != 0 || strings.Count(stderr, "hush: sent to alice@localhost device") != 2 {
+		t.Fatalf("send: exit %d\n%s", code, stderr)
+	}
+	if out := <-got; !strings.HasPrefix(out, "exit 0\n") || !strings.Contains(out, secret) {
+		t.Fatalf("laptop listen: %s", out)
+	}
+	// The phone reads it from the archive, once.
+	code, stdout, stderr := phone.hush(t, "", "listen", "--json", "--count", "1", "--timeout", "30s")
+	var m listened
+	if code != 0 || json.Unmarshal([]byte(stdout), &m) != nil || m.Text != secret || m.Device != bobDev || m.Via != "archive" {
+		t.Fatalf("phone listen: exit %d, %+v\n%s%s", code, m, stdout, stderr)
+	}
+	if strings.Contains(stderr, "warning") {
+		t.Errorf("phone listen warned:\n%s", stderr)
+	}
+	if code, stdout, _ := phone.hush(t, "", "listen", "--count", "1", "--timeout", "3s"); code != exitTimeout || stdout != "" {
+		t.Fatalf("the phone read it twice: exit %d\n%s", code, stdout)
+	}
+	// What the phone sent itself is in the archive too: no warning, nothing
+	// shown.
+	if code, _, stderr := phone.hush(t, "", "send", srv.JID("bob").String(), "from the phone"); code != 0 {
+		t.Fatalf("phone send: exit %d\n%s", code, stderr)
+	}
+	if code, stdout, stderr := phone.hush(t, "", "listen", "--timeout", "2s"); code != 0 || stdout != "" || strings.Contains(stderr, "warning") {
+		t.Fatalf("phone listen after its own send: exit %d\n%s%s", code, stdout, stderr)
+	}
+}

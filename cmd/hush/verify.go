@@ -107,7 +107,7 @@ func runVerify(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 		return err
 	}
 	if err := s.o.Prepare(cctx, peer); err != nil {
-		return &exitError{code: exitNotSent, err: fmt.Errorf("verify: %s: %w; nothing was sent", peer, err), hint: "verification runs over OMEMO 2"}
+		return &exitError{code: exitNotSent, err: fmt.Errorf("verify: %w; nothing was sent", deviceListError(peer, err)), hint: "verification runs over OMEMO 2"}
 	}
 	ccancel()
 	own, err := vouchedKeys(s)
