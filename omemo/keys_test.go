@@ -485,3 +485,34 @@ func TestDevicesLastMessage(t *testing.T) {
 		}
 	}
 }
+
+// TestAuthenticated: verifying a key marks the JID authenticated for good;
+// distrusting that key later does not undo it; other JIDs are not marked.
+func TestAuthenticated(t *testing.T) {
+	_, a, b := pair(t)
+	a.sync(b.jid)
+	if ok, err := a.m.Authenticated(b.jid); ok || err != nil {
+		t.Fatalf("before any verification: %v %v", ok, err)
+	}
+	if err := a.m.SetTrust(b.jid, b.m.IdentityKey(), omemo.TrustDistrusted); err != nil {
+		t.Fatal(err)
+	}
+	if ok, _ := a.m.Authenticated(b.jid); ok {
+		t.Fatal("a distrust alone authenticated the JID")
+	}
+	for _, l := range []omemo.TrustLevel{omemo.TrustVerified, omemo.TrustDistrusted, omemo.TrustUndecided} {
+		if err := a.m.SetTrust(b.jid, b.m.IdentityKey(), l); err != nil {
+			t.Fatal(err)
+		}
+		if ok, err := a.m.Authenticated(b.jid); !ok || err != nil {
+			t.Fatalf("after %v: %v %v", l, ok, err)
+		}
+	}
+	if ok, _ := a.m.Authenticated(jid.MustParse("carol@example.com")); ok {
+		t.Fatal("another JID is authenticated")
+	}
+	infos, err := a.m.Devices(b.jid)
+	if err != nil || len(infos) != 1 || infos[0].Trust != omemo.TrustUndecided {
+		t.Fatalf("the mark shows as a device: %+v %v", infos, err)
+	}
+}

@@ -475,14 +475,36 @@ func (m *Manager) NeedBundles(recipients ...jid.JID) (devices []Address, noList 
 }
 
 // SetTrust records the trust level of an identity key (Ed25519 form) of a
-// bare JID.
+// bare JID. Verifying a key also records that the JID was authenticated
+// (Authenticated), for good.
 func (m *Manager) SetTrust(bare jid.JID, identityKey []byte, level TrustLevel) error {
 	if len(identityKey) != PublicKeySize || level > TrustDistrusted {
 		return errors.New("omemo: invalid identity key or trust level")
 	}
 	return m.store.Update(func(tx Tx) error {
+		if level == TrustVerified {
+			if err := tx.PutTrust(bare.Bare(), nil, TrustVerified); err != nil {
+				return err
+			}
+		}
 		return tx.PutTrust(bare.Bare(), identityKey, level)
 	})
+}
+
+// Authenticated reports whether a key of bare was ever verified
+// (SetTrust with TrustVerified), even if none is verified now: XEP-0450
+// §6.2 (TOAKAFA) trusts new keys automatically only until the first
+// authentication, and distrusting the authenticated key later does not
+// bring blind trust back. The mark is kept in the store as the trust of
+// an empty identity key.
+func (m *Manager) Authenticated(bare jid.JID) (bool, error) {
+	var ok bool
+	err := m.store.View(func(tx Tx) error {
+		l, err := tx.Trust(bare.Bare(), nil)
+		ok = l == TrustVerified
+		return err
+	})
+	return ok, err
 }
 
 // Devices returns what is known about the devices of a bare JID: those on

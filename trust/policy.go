@@ -155,6 +155,20 @@ func (ix *Index) Record(bare jid.JID, identityKey []byte, level omemo.TrustLevel
 	ix.entry(bare)[string(identityKey)] = level
 }
 
+// MarkAuthenticated records that a key of bare was verified once
+// (omemo.Manager.Authenticated): Levels then includes TrustVerified even
+// when no key is verified any more, so BTBV does not go back to blind
+// trust after the authenticated key is distrusted (XEP-0450 §6.2).
+func (ix *Index) MarkAuthenticated(bare jid.JID) {
+	ix.mu.Lock()
+	defer ix.mu.Unlock()
+	ix.entry(bare)[authenticatedMark] = omemo.TrustVerified
+}
+
+// authenticatedMark is the Index key of MarkAuthenticated; identity keys
+// are PublicKeySize bytes, so it never collides with one.
+const authenticatedMark = ""
+
 // Forget drops everything recorded for bare, which becomes unknown.
 func (ix *Index) Forget(bare jid.JID) {
 	ix.mu.Lock()

@@ -119,6 +119,16 @@ func TestIndex(t *testing.T) {
 	if p.Allow(undecided) {
 		t.Fatal("BTBV allowed an undecided key of a forgotten JID")
 	}
+	// Authenticated once, the verified key distrusted since: no blind
+	// trust (XEP-0450 §6.2).
+	ix.Observe(bob, []omemo.DeviceInfo{{Address: omemo.Address{JID: bob, Device: 1}, IdentityKey: key(1), Trust: omemo.TrustDistrusted}})
+	if !p.Allow(undecided) {
+		t.Fatal("BTBV refused an undecided key of a JID never authenticated")
+	}
+	ix.MarkAuthenticated(bob)
+	if p.Allow(undecided) {
+		t.Fatal("BTBV trusted blindly again after the authenticated key was distrusted")
+	}
 }
 
 // TestBTBVWithManager runs the policy inside a real omemo.Manager: the

@@ -670,6 +670,11 @@ func (s *session) observe(bare jid.JID) error {
 		return err
 	}
 	s.ix.Observe(bare, devs)
+	if ok, err := s.o.Manager().Authenticated(bare); err != nil {
+		return err
+	} else if ok {
+		s.ix.MarkAuthenticated(bare)
+	}
 	return nil
 }
 
