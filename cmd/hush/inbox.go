@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/base64"
 	"encoding/json"
 	"encoding/xml"
 	"errors"
@@ -64,6 +66,25 @@ func messageIDs(own jid.JID, in *client.Incoming) []store.MessageID {
 		}
 	}
 	return ids
+}
+
+// originID returns a new XEP-0359 <origin-id/> for a message this device
+// sends, already in the seen index: the copy the archive keeps (OX
+// encrypts to the own key too) is then not shown as a received message by
+// the next catch-up.
+func (s *session) originID() (sce.Element, error) {
+	var b [16]byte
+	rand.Read(b[:])
+	id := base64.RawURLEncoding.EncodeToString(b[:])
+	err := s.st.Update(func(tx omemo.Tx) error {
+		ib, ok := tx.(store.Inbox)
+		if !ok {
+			return errors.New("the store has no inbox")
+		}
+		return ib.MarkSeen(store.MessageID{Kind: store.OriginID, Scope: s.o.Manager().JID(), ID: id})
+	})
+	el := sce.TextElement(xml.Name{Space: nsSID, Local: "origin-id"}, "", xml.Attr{Name: xml.Name{Local: "id"}, Value: id})
+	return el, err
 }
 
 // inboxEntry is the payload hush keeps in the store inbox for a decrypted

@@ -234,11 +234,16 @@ func (s *session) prepareSend(ctx context.Context, to jid.JID, proto sendProtoco
 // When no trusted device of the contact could get a key, nothing is sent
 // and the error wraps errNoTrustedDevice.
 func (s *session) sendText(ctx context.Context, protocol xml.Name, to jid.JID, text string) (*client.Report, error) {
+	oid, err := s.originID()
+	if err != nil {
+		return nil, err
+	}
 	msg := &sce.Stanza{
 		Name: xml.Name{Space: nsClient, Local: "message"},
 		Attr: []xml.Attr{{Name: xml.Name{Local: "to"}, Value: to.String()}, {Name: xml.Name{Local: "type"}, Value: "chat"}},
 		Children: []sce.Element{
 			sce.TextElement(xml.Name{Space: nsClient, Local: "body"}, text),
+			oid,
 		},
 	}
 	rep, err := s.c.SendEncrypted(ctx, protocol, msg)

@@ -270,7 +270,7 @@ func TestSendxmppOX(t *testing.T) {
 			nonces = append(nonces, nonceHush, nonceSendxmpp)
 
 			// 1. go-sendxmpp → hush: go-sendxmpp reads the message on stdin;
-			// hush finds it in the offline store.
+			// hush, which listened before, reads it from the archive.
 			toHush := "Grüße from go-sendxmpp <b>&amp; \"quotes\" 'n' " + nonceHush
 			peer.run(t, toHush, "--ox", aliceJID)
 			code, stdout, stderr := alice.hush(t, "", "listen", "--ox", "--json", "--count", "1", "--timeout", "30s")
@@ -281,7 +281,7 @@ func TestSendxmppOX(t *testing.T) {
 			if err := json.Unmarshal([]byte(stdout), &got); err != nil {
 				t.Fatalf("listen --json output %q: %v", stdout, err)
 			}
-			want := listened{From: peerJID, Device: peerFPR, Protocol: "ox", Trust: "blind", Via: "offline", Text: toHush}
+			want := listened{From: peerJID, Device: peerFPR, Protocol: "ox", Trust: "blind", Via: "archive", Text: toHush}
 			if got != want {
 				t.Errorf("hush listen: got %+v, want %+v", got, want)
 			}
