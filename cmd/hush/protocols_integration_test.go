@@ -65,13 +65,7 @@ func TestIntegrationSendProtocols(t *testing.T) {
 	}
 
 	// carol is an OX-only client: no flag picks OX, and carol reads it.
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	carol, err := client.Dial(ctx, srv.JID("carol"), srv.Password("carol"), &client.Options{Addr: srv.Addr, PlainLoopback: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer carol.Close()
+	ctx, carol := dialClient(t, srv, "carol")
 	key, err := ox.GenerateKey(srv.JID("carol"), ox.Curve25519)
 	if err != nil {
 		t.Fatal(err)
@@ -144,13 +138,7 @@ func TestIntegrationPing(t *testing.T) {
 		t.Fatalf("ping with bob offline: exit %d\n%s", code, stderr)
 	}
 	// carol is online with a client that speaks no OMEMO: exit 4.
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	carol, err := client.Dial(ctx, srv.JID("carol"), srv.Password("carol"), &client.Options{Addr: srv.Addr, PlainLoopback: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer carol.Close()
+	ctx, carol := dialClient(t, srv, "carol")
 	if err := carol.Online(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -273,4 +261,18 @@ func TestIntegrationArchiveCatchUp(t *testing.T) {
 	if code, stdout, stderr := phone.hush(t, "", "listen", "--timeout", "2s"); code != 0 || stdout != "" || strings.Contains(stderr, "warning") {
 		t.Fatalf("phone listen after its own send: exit %d\n%s%s", code, stdout, stderr)
 	}
+}
+
+// dialClient connects user with package client alone (no hush store), for
+// a minute: a client that is not hush.
+func dialClient(t *testing.T, srv *prosodytest.Server, user string) (context.Context, *client.Client) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	t.Cleanup(cancel)
+	c, err := client.Dial(ctx, srv.JID(user), srv.Password(user), &client.Options{Addr: srv.Addr, PlainLoopback: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return ctx, c
 }

@@ -189,10 +189,8 @@ type Peer struct {
 	replies chan []byte
 	readErr error // set before replies is closed
 
-	stderrDone chan struct{}
-	tailMu     sync.Mutex
-	tail       []string
-	name       atomic.Pointer[string]
+	stderr stderrLog
+	name   atomic.Pointer[string]
 
 	mu      sync.Mutex // serialises commands
 	nextID  uint64
@@ -248,11 +246,11 @@ func StartPeer(t testing.TB, jid string, opts ...Option) *Peer {
 		argv = []string{PythonPath, "-u", script}
 	}
 	p := &Peer{
-		tb:         t,
-		jid:        jid,
-		timeout:    cfg.timeout,
-		replies:    make(chan []byte, 1),
-		stderrDone: make(chan struct{}),
+		tb:      t,
+		jid:     jid,
+		timeout: cfg.timeout,
+		replies: make(chan []byte, 1),
+		stderr:  stderrLog{done: make(chan struct{})},
 	}
 	name := cfg.name
 	if name == "" {
@@ -281,7 +279,7 @@ func StartPeer(t testing.TB, jid string, opts ...Option) *Peer {
 		t.Fatalf("omemotest: starting %s: %v", argv[0], err)
 	}
 	p.cmd, p.stdin = cmd, stdin
-	go p.readStderr(stderr)
+	go p.stderr.read(stderr, func(line string) { p.tb.Logf("py %s: %s", p, line) })
 	go p.readReplies(stdout)
 	t.Cleanup(p.Stop)
 
@@ -289,16 +287,16 @@ func StartPeer(t testing.TB, jid string, opts ...Option) *Peer {
 	line, err := p.receive("start")
 	if err != nil {
 		p.Stop()
-		t.Fatalf("omemotest: %s did not start: %v%s", name, err, p.stderrSummary())
+		t.Fatalf("omemotest: %s did not start: %v%s", name, err, p.stderr.summary())
 	}
 	var h hello
 	if err := json.Unmarshal(line, &h); err != nil || (!h.Ready && !h.Fatal) {
 		p.Stop()
-		t.Fatalf("omemotest: %s: bad hello %q%s", name, line, p.stderrSummary())
+		t.Fatalf("omemotest: %s: bad hello %q%s", name, line, p.stderr.summary())
 	}
 	if h.Fatal {
 		p.Stop()
-		t.Fatalf("omemotest: %s: %s%s", name, h.Error, p.stderrSummary())
+		t.Fatalf("omemotest: %s: %s%s", name, h.Error, p.stderr.summary())
 	}
 	p.versions = h.Versions
 
@@ -336,7 +334,7 @@ func StartPeer(t testing.TB, jid string, opts ...Option) *Peer {
 	var in info
 	if err := p.callRaw("init", args, &in); err != nil {
 		p.Stop()
-		t.Fatalf("omemotest: %s: init: %v%s", name, err, p.stderrSummary())
+		t.Fatalf("omemotest: %s: init: %v%s", name, err, p.stderr.summary())
 	}
 	p.deviceID, p.identityKey, p.fingerprint, p.namespaces = in.DeviceID, in.IdentityKey, in.Fingerprint, in.Namespaces
 	if cfg.name == "" {
@@ -375,19 +373,28 @@ func (p *Peer) Versions() map[string]string { return p.versions }
 // String returns the peer's log name.
 func (p *Peer) String() string { return *p.name.Load() }
 
-func (p *Peer) readStderr(r io.Reader) {
-	defer close(p.stderrDone)
+// stderrLog logs each line of a python process's standard error and keeps
+// the last stderrTail of them for failure messages.
+type stderrLog struct {
+	done chan struct{} // closed when the stream ended
+	mu   sync.Mutex
+	tail []string
+}
+
+// read logs the lines of r with logf until r ends.
+func (l *stderrLog) read(r io.Reader, logf func(line string)) {
+	defer close(l.done)
 	br := bufio.NewReaderSize(r, 64<<10)
 	for {
 		line, err := br.ReadString('\n')
 		if line = strings.TrimRight(line, "\r\n"); line != "" {
-			p.tailMu.Lock()
-			p.tail = append(p.tail, line)
-			if len(p.tail) > stderrTail {
-				p.tail = p.tail[len(p.tail)-stderrTail:]
+			l.mu.Lock()
+			l.tail = append(l.tail, line)
+			if len(l.tail) > stderrTail {
+				l.tail = l.tail[len(l.tail)-stderrTail:]
 			}
-			p.tailMu.Unlock()
-			p.tb.Logf("py %s: %s", p, line)
+			l.mu.Unlock()
+			logf(line)
 		}
 		if err != nil {
 			return
@@ -395,13 +402,14 @@ func (p *Peer) readStderr(r io.Reader) {
 	}
 }
 
-func (p *Peer) stderrSummary() string {
-	p.tailMu.Lock()
-	defer p.tailMu.Unlock()
-	if len(p.tail) == 0 {
+// summary returns the last lines, for a failure message.
+func (l *stderrLog) summary() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if len(l.tail) == 0 {
 		return ""
 	}
-	return "\npython stderr (last lines):\n\t" + strings.Join(p.tail, "\n\t")
+	return "\npython stderr (last lines):\n\t" + strings.Join(l.tail, "\n\t")
 }
 
 func (p *Peer) readReplies(r io.Reader) {
@@ -571,7 +579,7 @@ func (p *Peer) Stop() {
 			<-done
 		}
 		_ = p.cmd.Wait()
-		<-p.stderrDone
+		<-p.stderr.done
 	})
 }
 

@@ -136,8 +136,8 @@ func TestFakeDriverCalls(t *testing.T) {
 			if err := p.Call("ping", nil, nil); !errors.Is(err, ErrStopped) {
 				t.Fatalf("ping after Stop: %v", err)
 			}
-			if tt.cmd == "crash" && !strings.Contains(p.stderrSummary(), "crashing on purpose") {
-				t.Fatalf("stderr not captured: %q", p.stderrSummary())
+			if tt.cmd == "crash" && !strings.Contains(p.stderr.summary(), "crashing on purpose") {
+				t.Fatalf("stderr not captured: %q", p.stderr.summary())
 			}
 		})
 	}

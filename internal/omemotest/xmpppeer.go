@@ -14,7 +14,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -65,11 +64,9 @@ type XMPPPeer struct {
 	nextID  uint64
 	stopped error
 
-	stderrDone chan struct{}
-	tailMu     sync.Mutex
-	tail       []string
-	stopOnce   sync.Once
-	logID      atomic.Uint32 // the device id, for stderr lines (set once known)
+	stderr   stderrLog
+	stopOnce sync.Once
+	logID    atomic.Uint32 // the device id, for stderr lines (set once known)
 
 	deviceID    uint32
 	fullJID     string
@@ -134,9 +131,9 @@ func StartXMPPPeer(t testing.TB, o XMPPPeerOptions) *XMPPPeer {
 	}
 	p := &XMPPPeer{
 		tb: t, jid: o.JID, timeout: o.Timeout,
-		lines:      make(chan []byte, 1),
-		events:     make(chan XMPPEvent, maxEvents),
-		stderrDone: make(chan struct{}),
+		lines:  make(chan []byte, 1),
+		events: make(chan XMPPEvent, maxEvents),
+		stderr: stderrLog{done: make(chan struct{})},
 	}
 	cmd := exec.Command(PythonPath, "-u", script)
 	cmd.Env = os.Environ()
@@ -159,23 +156,23 @@ func StartXMPPPeer(t testing.TB, o XMPPPeerOptions) *XMPPPeer {
 		t.Fatalf("omemotest: starting %s: %v", PythonPath, err)
 	}
 	p.cmd, p.stdin = cmd, stdin
-	go p.readStderr(stderr)
+	go p.stderr.read(stderr, func(line string) { p.tb.Logf("py %s/%d: %s", p.jid, p.logID.Load(), line) })
 	go p.readStdout(stdout)
 	t.Cleanup(p.Stop)
 
 	line, err := p.receive("start")
 	if err != nil {
 		p.Stop()
-		t.Fatalf("omemotest: %s did not start: %v%s", o.JID, err, p.stderrSummary())
+		t.Fatalf("omemotest: %s did not start: %v%s", o.JID, err, p.stderr.summary())
 	}
 	var h hello
 	if err := json.Unmarshal(line, &h); err != nil || (!h.Ready && !h.Fatal) {
 		p.Stop()
-		t.Fatalf("omemotest: %s: bad hello %q%s", o.JID, line, p.stderrSummary())
+		t.Fatalf("omemotest: %s: bad hello %q%s", o.JID, line, p.stderr.summary())
 	}
 	if h.Fatal {
 		p.Stop()
-		t.Fatalf("omemotest: %s: %s%s", o.JID, h.Error, p.stderrSummary())
+		t.Fatalf("omemotest: %s: %s%s", o.JID, h.Error, p.stderr.summary())
 	}
 	args := map[string]any{"jid": o.JID, "password": o.Password, "host": host, "port": port}
 	if o.DeviceID != 0 {
@@ -188,7 +185,7 @@ func StartXMPPPeer(t testing.TB, o XMPPPeerOptions) *XMPPPeer {
 	}
 	if err := p.call("start", args, &r); err != nil {
 		p.Stop()
-		t.Fatalf("omemotest: %s: start: %v%s", o.JID, err, p.stderrSummary())
+		t.Fatalf("omemotest: %s: start: %v%s", o.JID, err, p.stderr.summary())
 	}
 	p.deviceID, p.fullJID, p.fingerprint = r.DeviceID, r.FullJID, r.Fingerprint
 	p.logID.Store(r.DeviceID)
@@ -256,35 +253,6 @@ func (p *XMPPPeer) Pending() []XMPPEvent {
 			return out
 		}
 	}
-}
-
-func (p *XMPPPeer) readStderr(r io.Reader) {
-	defer close(p.stderrDone)
-	br := bufio.NewReaderSize(r, 64<<10)
-	for {
-		line, err := br.ReadString('\n')
-		if line = strings.TrimRight(line, "\r\n"); line != "" {
-			p.tailMu.Lock()
-			p.tail = append(p.tail, line)
-			if len(p.tail) > stderrTail {
-				p.tail = p.tail[len(p.tail)-stderrTail:]
-			}
-			p.tailMu.Unlock()
-			p.tb.Logf("py %s/%d: %s", p.jid, p.logID.Load(), line)
-		}
-		if err != nil {
-			return
-		}
-	}
-}
-
-func (p *XMPPPeer) stderrSummary() string {
-	p.tailMu.Lock()
-	defer p.tailMu.Unlock()
-	if len(p.tail) == 0 {
-		return ""
-	}
-	return "\npython stderr (last lines):\n\t" + strings.Join(p.tail, "\n\t")
 }
 
 // readStdout splits the output into replies and events.
@@ -403,10 +371,10 @@ func (p *XMPPPeer) Stop() {
 			_ = p.cmd.Process.Kill()
 			<-done
 		}
-		<-p.stderrDone
+		<-p.stderr.done
 		_ = p.cmd.Wait()
 		if errors.Is(p.stopped, ErrTimeout) {
-			p.tb.Logf("omemotest: %s stopped after a timeout%s", p.jid, p.stderrSummary())
+			p.tb.Logf("omemotest: %s stopped after a timeout%s", p.jid, p.stderr.summary())
 		}
 	})
 }
