@@ -164,25 +164,31 @@ func TestIntegrationVerify(t *testing.T) {
 		code           int
 		stdout, stderr string
 	}
-	both := func(aliceAnswer, bobAnswer string) (a, b result) {
+	both := func(aliceAnswer, bobAnswer string, delay time.Duration) (a, b result) {
 		done := make(chan result, 1)
 		go func() {
 			var r result
 			r.code, r.stdout, r.stderr = bob.hush(t, bobAnswer, "verify", "--timeout", "30s", aliceJID)
 			done <- r
 		}()
-		time.Sleep(300 * time.Millisecond)
+		time.Sleep(delay)
 		a.code, a.stdout, a.stderr = alice.hush(t, aliceAnswer, "verify", "--timeout", "30s", bobJID)
 		return a, <-done
 	}
 
 	// Both reject: nothing verified, both exit 1.
-	a, b := both("n\n", "n\n")
+	a, b := both("n\n", "n\n", 300*time.Millisecond)
 	if a.code != 1 || b.code != 1 || !sas.MatchString(a.stdout) || a.stdout[:6] != b.stdout[:6] || !strings.Contains(a.stderr, "nothing was verified") {
 		t.Fatalf("rejected run:\nalice %+v\nbob %+v", a, b)
 	}
+	// Both start at once (whoever commits first, or both: then the run
+	// with the lower SID goes on, see TestSASRunBothStart); both reject.
+	a, b = both("n\n", "n\n", 0)
+	if a.code != 1 || b.code != 1 || !sas.MatchString(a.stdout) || a.stdout[:7] != b.stdout[:7] {
+		t.Fatalf("simultaneous run:\nalice %+v\nbob %+v", a, b)
+	}
 	// Both confirm: the same string, each key verified.
-	a, b = both("y\n", "yes\n")
+	a, b = both("y\n", "yes\n", 300*time.Millisecond)
 	if a.code != 0 || b.code != 0 || !sas.MatchString(a.stdout) || a.stdout[:7] != b.stdout[:7] {
 		t.Fatalf("confirmed run:\nalice %+v\nbob %+v", a, b)
 	}

@@ -136,13 +136,13 @@ func runVerify(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	}
 
 	// A Commit the peer sent already makes this side the responder.
-	var v *trust.Verification
+	run := &sasRun{self: self, peer: peer, own: own}
 	wait := time.NewTimer(verifyCommitWait)
 	select {
 	case m := <-in:
 		if c, ok := m.msg.(*trust.Commit); ok {
-			var acc *trust.Accept
-			if v, acc, err = trust.Respond(self, peer, own, c); err != nil {
+			acc, err := run.respond(c)
+			if err != nil {
 				return fmt.Errorf("verify: %w", err)
 			}
 			if err := send(acc); err != nil {
@@ -154,9 +154,9 @@ func runVerify(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 		return errors.New("verify: interrupted")
 	}
 	wait.Stop()
-	if v == nil {
-		var c *trust.Commit
-		if v, c, err = trust.Start(self, peer, own); err != nil {
+	if run.v == nil {
+		c, err := run.start()
+		if err != nil {
 			return fmt.Errorf("verify: %w", err)
 		}
 		if err := send(c); err != nil {
@@ -167,31 +167,17 @@ func runVerify(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 
 	deadline := time.NewTimer(*timeout)
 	defer deadline.Stop()
-	for v.State() != trust.StateCompare {
+	for run.v.State() != trust.StateCompare {
 		select {
 		case m := <-in:
-			if c, ok := m.msg.(*trust.Commit); ok && v.Role() == trust.Initiator && v.State() == trust.StateCommitted {
-				// Both started: the run with the lower SID goes on.
-				if bytes.Compare(c.SID, v.SID()) >= 0 {
-					continue
-				}
-				var acc *trust.Accept
-				if v, acc, err = trust.Respond(self, peer, own, c); err != nil {
-					return fmt.Errorf("verify: %w", err)
-				}
-				if err := send(acc); err != nil {
-					return err
-				}
-				continue
-			}
-			reply, err := v.Receive(m.msg)
+			reply, err := run.receive(m.msg)
 			switch {
 			case errors.Is(err, trust.ErrCommitment):
 				return errors.New("verify: FAILED: the peer's revealed nonce does not match its commitment; this may be an attack, nothing was verified")
+			case errors.Is(err, trust.ErrCanceled):
+				return fmt.Errorf("verify: %s canceled; nothing was verified", peer)
 			case err != nil:
 				continue // another run's message, a duplicate
-			case v.State() == trust.StateCanceled:
-				return fmt.Errorf("verify: %s canceled; nothing was verified", peer)
 			}
 			if reply != nil {
 				if err := send(reply); err != nil {
@@ -207,6 +193,7 @@ func runVerify(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 			return errors.New("verify: interrupted")
 		}
 	}
+	v := run.v
 
 	sas, err := v.SAS()
 	if err != nil {
@@ -239,6 +226,56 @@ func runVerify(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 		fmt.Fprintf(stdout, "%s %s: verified\n", k.JID, fpr)
 	}
 	return nil
+}
+
+// sasRun is this side of a SAS verification with one peer, as the
+// messages come: it starts the run or answers the peer's, and when both
+// users started at once (each sent a Commit) it keeps the run with the
+// lower SID, as package trust asks.
+type sasRun struct {
+	self, peer jid.JID
+	own        [][]byte
+	v          *trust.Verification
+}
+
+// start begins the run as initiator.
+func (r *sasRun) start() (*trust.Commit, error) {
+	v, c, err := trust.Start(r.self, r.peer, r.own)
+	if err == nil {
+		r.v = v
+	}
+	return c, err
+}
+
+// respond answers the peer's Commit as responder.
+func (r *sasRun) respond(c *trust.Commit) (*trust.Accept, error) {
+	v, acc, err := trust.Respond(r.self, r.peer, r.own, c)
+	if err == nil {
+		r.v = v
+	}
+	return acc, err
+}
+
+// receive handles a message of the peer and returns the reply to send,
+// if any. A Commit while this side's own Commit is unanswered is the
+// peer's simultaneous start: the lower SID wins, the other run is
+// dropped. A Cancel ends the run with trust.ErrCanceled.
+func (r *sasRun) receive(m trust.Message) (trust.Message, error) {
+	if c, ok := m.(*trust.Commit); ok && r.v.Role() == trust.Initiator && r.v.State() == trust.StateCommitted {
+		if bytes.Compare(c.SID, r.v.SID()) >= 0 {
+			return nil, trust.ErrUnexpected // ours goes on; the peer answers it
+		}
+		acc, err := r.respond(c)
+		if err != nil {
+			return nil, err
+		}
+		return acc, nil
+	}
+	reply, err := r.v.Receive(m)
+	if err == nil && r.v.State() == trust.StateCanceled {
+		return nil, trust.ErrCanceled
+	}
+	return reply, err
 }
 
 // vouchedKeys returns the identity keys this device vouches for in a SAS
