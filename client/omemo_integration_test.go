@@ -531,15 +531,33 @@ func BenchmarkIntegrationOMEMOThroughput(b *testing.B) {
 		b.Fatalf("warm-up: %+v", in)
 	}
 
-	// Rounds alternate between plaintext and OMEMO 2 so that the load of
-	// the (shared) machine weighs on both alike.
+	// The control: a plaintext message as long on the wire as the OMEMO 2
+	// one (its body padded), to tell the server's cost per byte from
+	// hush's.
+	text := func(i int) string { return "benchmark message of an ordinary length for a chat, number " + strconv.Itoa(i) }
+	sealed, _, err := oa.Encrypt(ctx, chat(to, text(0)))
+	if err != nil {
+		b.Fatal(err)
+	}
+	encSize, err1 := sealed.Marshal()
+	plainSize, err2 := chat(to, text(0)).Marshal()
+	if err1 != nil || err2 != nil {
+		b.Fatal(err1, err2)
+	}
+	padding := strings.Repeat("x", max(0, len(encSize)-len(plainSize)))
+
+	// Rounds alternate between plaintext, OMEMO 2 and the sized plaintext
+	// so that the load of the (shared) machine weighs on all alike.
 	const round = 100
-	run := func(encrypted bool, n int) time.Duration {
+	run := func(encrypted, sized bool, n int) time.Duration {
 		start := time.Now()
 		errc := make(chan error, 1)
 		go func() {
 			for i := range n {
-				msg := chat(to, "benchmark message of an ordinary length for a chat, number "+strconv.Itoa(i))
+				msg := chat(to, text(i))
+				if sized {
+					msg = chat(to, text(i)+padding)
+				}
 				var err error
 				if encrypted {
 					_, err = alice.SendEncrypted(ctx, client.OMEMOEncrypted, msg)
@@ -572,16 +590,19 @@ func BenchmarkIntegrationOMEMOThroughput(b *testing.B) {
 	pid := prosodyPID(b, srv)
 	cpu := func() time.Duration { return prosodyCPU(b, pid) + selfCPU(b) }
 	b.ResetTimer()
-	var plain, enc, plainCPU, encCPU, plainSelf, encSelf time.Duration
+	var plain, enc, sized, plainCPU, encCPU, sizedCPU, plainSelf, encSelf time.Duration
 	for done := 0; done < b.N; done += round {
 		n := min(round, b.N-done)
 		c0, s0 := cpu(), selfCPU(b)
-		plain += run(false, n)
+		plain += run(false, false, n)
 		c1, s1 := cpu(), selfCPU(b)
-		enc += run(true, n)
+		enc += run(true, false, n)
 		c2, s2 := cpu(), selfCPU(b)
+		sized += run(false, true, n)
+		c3 := cpu()
 		plainCPU += c1 - c0
 		encCPU += c2 - c1
+		sizedCPU += c3 - c2
 		plainSelf += s1 - s0
 		encSelf += s2 - s1
 	}
@@ -596,6 +617,11 @@ func BenchmarkIntegrationOMEMOThroughput(b *testing.B) {
 	b.ReportMetric(pr, "plain-msgs/s")
 	b.ReportMetric(er, "omemo2-msgs/s")
 	b.ReportMetric(er/pr, "ratio")
+	sr := float64(b.N) / sized.Seconds()
+	b.ReportMetric(float64(len(encSize)), "omemo2-stanza-bytes")
+	b.ReportMetric(float64(sizedCPU.Microseconds())/float64(b.N), "sized-cpu-µs/msg")
+	b.ReportMetric(sr/pr, "sized-ratio")
+	b.ReportMetric(er/sr, "omemo2-vs-sized")
 }
 
 // clockTick is the unit of /proc/PID/stat CPU times (USER_HZ, 100 on
