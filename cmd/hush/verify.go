@@ -36,8 +36,7 @@ const verifySynopsis = "[--timeout DURATION] [account flags] JID"
 // sasIn is one SAS message from the peer, taken from a verified OMEMO 2
 // SCE envelope.
 type sasIn struct {
-	msg    trust.Message
-	device string
+	msg trust.Message
 }
 
 // runVerify implements "hush verify JID": the short authentication string
@@ -98,7 +97,7 @@ func runVerify(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 				continue
 			}
 			select {
-			case in <- sasIn{msg: msg, device: m.Security.Device}:
+			case in <- sasIn{msg: msg}:
 			default:
 			}
 		}
