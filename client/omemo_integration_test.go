@@ -534,7 +534,9 @@ func BenchmarkIntegrationOMEMOThroughput(b *testing.B) {
 	// The control: a plaintext message as long on the wire as the OMEMO 2
 	// one (its body padded), to tell the server's cost per byte from
 	// hush's.
-	text := func(i int) string { return "benchmark message of an ordinary length for a chat, number " + strconv.Itoa(i) }
+	text := func(i int) string {
+		return "benchmark message of an ordinary length for a chat, number " + strconv.Itoa(i)
+	}
 	sealed, _, err := oa.Encrypt(ctx, chat(to, text(0)))
 	if err != nil {
 		b.Fatal(err)
