@@ -188,7 +188,7 @@ func TestIQPayloadOnly(t *testing.T) {
 	iqPayloadOnly(nil)
 }
 
-func TestDeviceListItem(t *testing.T) {
+func TestCurrentItem(t *testing.T) {
 	p := sce.TextElement(xml.Name{Space: omemo.NS, Local: "devices"}, "")
 	for _, tc := range []struct {
 		items []Item
@@ -199,9 +199,9 @@ func TestDeviceListItem(t *testing.T) {
 		{[]Item{{ID: "a"}, {ID: "b", Payload: p}}, "b", true},
 		{[]Item{{ID: "a"}, {ID: "current"}, {ID: "b"}}, "current", true},
 	} {
-		it, ok := deviceListItem(tc.items)
+		it, ok := currentItem(tc.items)
 		if ok != tc.ok || it.ID != tc.want {
-			t.Errorf("deviceListItem(%+v) = %q %v, want %q %v", tc.items, it.ID, ok, tc.want, tc.ok)
+			t.Errorf("currentItem(%+v) = %q %v, want %q %v", tc.items, it.ID, ok, tc.want, tc.ok)
 		}
 	}
 }

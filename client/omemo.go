@@ -485,28 +485,43 @@ func (o *OMEMO) RefreshDevices(ctx context.Context, bare jid.JID) error {
 // fetchDeviceList fetches the device list of bare; nil when there is none
 // (item-not-found).
 func (o *OMEMO) fetchDeviceList(ctx context.Context, bare jid.JID) (*omemo.DeviceList, error) {
-	items, err := o.c.FetchItems(ctx, bare, omemo.NodeDevices, omemo.DevicesItemID)
-	var se *StanzaError
-	if errors.As(err, &se) && se.Condition == "item-not-found" {
+	return fetchCurrent[omemo.DeviceList](ctx, o.c, bare, omemo.NodeDevices, omemo.DevicesItemID)
+}
+
+// fetchCurrent fetches items of node at bare (those with the given ids,
+// or all) and decodes the current one (currentItem) into a new T; nil when
+// the node has none (item-not-found, or no item).
+func fetchCurrent[T any](ctx context.Context, c *Client, bare jid.JID, node string, ids ...string) (*T, error) {
+	items, err := c.FetchItems(ctx, bare, node, ids...)
+	if itemNotFound(err) {
 		return nil, nil
 	}
 	if err != nil {
 		return nil, err
 	}
-	it, ok := deviceListItem(items)
+	it, ok := currentItem(items)
 	if !ok {
 		return nil, nil
 	}
-	var l omemo.DeviceList
-	if err := decodeElement(it.Payload, &l); err != nil {
+	v := new(T)
+	if err := decodeElement(it.Payload, v); err != nil {
 		return nil, err
 	}
-	return &l, nil
+	return v, nil
 }
 
-// deviceListItem picks the device list among the items of the devices
-// node: the one with item id "current" (XEP-0384 §5.3.1), else the last.
-func deviceListItem(items []Item) (Item, bool) {
+// itemNotFound reports whether err is a pubsub item-not-found: no such
+// node or item (XEP-0060 §6.5.9.11).
+func itemNotFound(err error) bool {
+	var se *StanzaError
+	return errors.As(err, &se) && se.Condition == "item-not-found"
+}
+
+// currentItem picks the payload among the items of an OMEMO node: the one
+// with item id "current" (omemo.DevicesItemID, XEP-0384 §5.3.1; the same
+// legacy.ItemID of XEP-0384 0.3), else the last (some clients publish under
+// other ids).
+func currentItem(items []Item) (Item, bool) {
 	for _, it := range items {
 		if it.ID == omemo.DevicesItemID {
 			return it, true
@@ -576,7 +591,7 @@ func (o *OMEMO) announceDevice(ctx context.Context, current *omemo.DeviceList) e
 // onDevices handles a device list event (XEP-0384 §5.3.1, XEP-0163 §4).
 func (o *OMEMO) onDevices(_ context.Context, ev *Event) {
 	var l omemo.DeviceList
-	if !o.listFromEvent(ev, deviceListItem, &l, false) {
+	if !o.listFromEvent(ev, &l, false) {
 		return
 	}
 	announce, err := o.m.SetDeviceList(ev.From.Bare(), &l)
@@ -584,17 +599,17 @@ func (o *OMEMO) onDevices(_ context.Context, ev *Event) {
 }
 
 // listFromEvent decodes into l the device list that a +notify event
-// carries, as item pick chooses it (XEP-0163 §4). A purge or deletion
+// carries, the current item (XEP-0163 §4). A purge or deletion
 // leaves l empty. It reports false when there is nothing to record: the
 // event named no list (a notification without payload, or a retraction),
 // so a refetch was queued, or the list was malformed and is dropped.
-func (o *OMEMO) listFromEvent(ev *Event, pick func([]Item) (Item, bool), l any, legacyList bool) bool {
+func (o *OMEMO) listFromEvent(ev *Event, l any, legacyList bool) bool {
 	bare := ev.From.Bare()
 	switch {
 	case ev.Purged || ev.Deleted:
 		return true
 	case len(ev.Items) > 0:
-		it, _ := pick(ev.Items)
+		it, _ := currentItem(ev.Items)
 		if it.Payload.Name.Local == "" {
 			o.queueRefresh(bare, legacyList)
 			return false

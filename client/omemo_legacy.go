@@ -3,7 +3,6 @@ package client
 import (
 	"context"
 	"encoding/xml"
-	"errors"
 	"fmt"
 
 	"mellium.im/xmpp/jid"
@@ -50,37 +49,7 @@ func (o *OMEMO) RefreshLegacyDevices(ctx context.Context, bare jid.JID) error {
 // there is none (item-not-found). It fetches the node's items rather than
 // item "current", as some clients publish the list under another id.
 func (o *OMEMO) fetchLegacyDeviceList(ctx context.Context, bare jid.JID) (*legacy.DeviceList, error) {
-	items, err := o.c.FetchItems(ctx, bare, legacy.NodeDeviceList)
-	var se *StanzaError
-	if errors.As(err, &se) && se.Condition == "item-not-found" {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	it, ok := legacyItem(items)
-	if !ok {
-		return nil, nil
-	}
-	var l legacy.DeviceList
-	if err := decodeElement(it.Payload, &l); err != nil {
-		return nil, err
-	}
-	return &l, nil
-}
-
-// legacyItem picks the payload among the items of a legacy node: the one
-// with item id "current" (legacy.ItemID), else the last.
-func legacyItem(items []Item) (Item, bool) {
-	for _, it := range items {
-		if it.ID == legacy.ItemID {
-			return it, true
-		}
-	}
-	if len(items) == 0 {
-		return Item{}, false
-	}
-	return items[len(items)-1], true
+	return fetchCurrent[legacy.DeviceList](ctx, o.c, bare, legacy.NodeDeviceList)
 }
 
 // announceLegacyDevice publishes current with this device added, if it is
@@ -128,7 +97,7 @@ func (o *OMEMO) publishLegacyBundle(ctx context.Context) error {
 // §Announcing support, XEP-0163 §4).
 func (o *OMEMO) onLegacyDevices(_ context.Context, ev *Event) {
 	var l legacy.DeviceList
-	if !o.listFromEvent(ev, legacyItem, &l, true) {
+	if !o.listFromEvent(ev, &l, true) {
 		return
 	}
 	announce, err := o.m.SetLegacyDeviceList(ev.From.Bare(), &l)
@@ -167,19 +136,14 @@ func (o *OMEMO) prepareLegacy(ctx context.Context, recipients []jid.JID, only om
 // item "current": Converse.js publishes its bundle without that item id
 // (DESIGN.md, peers).
 func (o *OMEMO) fetchLegacyBundle(ctx context.Context, a omemo.Address) error {
-	items, err := o.c.FetchItems(ctx, a.JID, legacy.BundleNode(a.Device))
+	b, err := fetchCurrent[legacy.Bundle](ctx, o.c, a.JID, legacy.BundleNode(a.Device))
 	if err != nil {
 		return err
 	}
-	it, ok := legacyItem(items)
-	if !ok {
+	if b == nil {
 		return fmt.Errorf("%w: no legacy bundle of %s", ErrMalformed, a.String())
 	}
-	var b legacy.Bundle
-	if err := decodeElement(it.Payload, &b); err != nil {
-		return err
-	}
-	return o.m.SetLegacyBundle(a, &b)
+	return o.m.SetLegacyBundle(a, b)
 }
 
 // sendEmptyLegacy sends an empty legacy OMEMO message (a

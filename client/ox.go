@@ -155,8 +155,7 @@ func (o *OX) announceKey(ctx context.Context) error {
 // is none.
 func (o *OX) fetchList(ctx context.Context, bare jid.JID) (*ox.PublicKeysList, error) {
 	items, err := o.c.FetchItems(ctx, bare, ox.NodePublicKeys)
-	var se *StanzaError
-	if errors.As(err, &se) && se.Condition == "item-not-found" {
+	if itemNotFound(err) {
 		return &ox.PublicKeysList{}, nil
 	}
 	if err != nil {
