@@ -1198,9 +1198,15 @@ func (m *Manager) DecryptWith(from jid.JID, e *Encrypted, fn func(Tx, *Decrypted
 	if e == nil || e.Find(m.own, m.deviceID) == nil {
 		return nil, ErrNotForThisDevice
 	}
+	return m.decryptCommitted(func(tx Tx) (*Decrypted, error) { return m.decryptTx(tx, from.Bare(), e) }, fn)
+}
+
+// decryptCommitted runs decrypt and then fn in one store transaction and
+// returns what decrypt returned; any failure commits nothing.
+func (m *Manager) decryptCommitted(decrypt func(Tx) (*Decrypted, error), fn func(Tx, *Decrypted) error) (*Decrypted, error) {
 	var out *Decrypted
 	err := m.store.Update(func(tx Tx) error {
-		d, err := m.decryptTx(tx, from.Bare(), e)
+		d, err := decrypt(tx)
 		if err != nil {
 			return err
 		}

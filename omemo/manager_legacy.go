@@ -348,24 +348,7 @@ func (m *Manager) DecryptLegacyWith(from jid.JID, e *legacy.Encrypted, fn func(T
 	if e == nil || len(e.KeysFor(m.deviceID)) == 0 {
 		return nil, ErrNotForThisDevice
 	}
-	var out *Decrypted
-	err := m.store.Update(func(tx Tx) error {
-		d, err := m.decryptLegacyTx(tx, from.Bare(), e)
-		if err != nil {
-			return err
-		}
-		if fn != nil {
-			if err := fn(tx, d); err != nil {
-				return err
-			}
-		}
-		out = d
-		return nil
-	})
-	if err != nil {
-		return nil, err
-	}
-	return out, nil
+	return m.decryptCommitted(func(tx Tx) (*Decrypted, error) { return m.decryptLegacyTx(tx, from.Bare(), e) }, fn)
 }
 
 // legacyOpened is the outcome of one <key> that decrypted: nothing of it
