@@ -135,45 +135,14 @@ func (r *LegacySessionRecord) MarshalBinary() ([]byte, error) {
 	if r.session == nil {
 		return nil, fmt.Errorf("omemo: marshaling an empty legacy session record")
 	}
-	w := recWriter{b: make([]byte, 0, 512)}
-	w.b = append(w.b, legacySessionVersion)
-	w.string(r.addr.JID.String())
-	w.uint(uint64(r.addr.Device))
-	if err := r.legacyState.marshal(&w); err != nil {
-		return nil, err
-	}
-	w.uint(uint64(len(r.previous)))
-	for i := range r.previous {
-		if err := r.previous[i].marshal(&w); err != nil {
-			return nil, err
-		}
-	}
-	return w.b, nil
+	return marshalSessions(legacySessionVersion, r.addr, &r.legacyState, r.previous)
 }
 
 // UnmarshalBinary decodes a record written by MarshalBinary.
 func (r *LegacySessionRecord) UnmarshalBinary(b []byte) error {
-	rd := recReader{b: b, what: "legacy session"}
-	rd.version(legacySessionVersion)
 	var v LegacySessionRecord
-	j := rd.string()
-	v.addr.Device = rd.uint32()
-	v.legacyState.unmarshal(&rd)
-	n := rd.uint()
-	if n > MaxPreviousSessions {
-		rd.fail("too many previous states")
-	}
-	for i := uint64(0); i < n && rd.err == nil; i++ {
-		var s legacyState
-		s.unmarshal(&rd)
-		v.previous = append(v.previous, s)
-	}
-	if err := rd.end(); err != nil {
+	if err := unmarshalSessions(b, "legacy session", legacySessionVersion, &v.addr, &v.legacyState, &v.previous); err != nil {
 		return err
-	}
-	var err error
-	if v.addr.JID, err = parseStoredJID(j); err != nil || !ValidDeviceID(v.addr.Device) {
-		return fmt.Errorf("omemo: %w: legacy session record: invalid address", ErrMalformed)
 	}
 	*r = v
 	return nil

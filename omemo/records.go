@@ -395,47 +395,70 @@ func (s *sessionState) unmarshal(rd *recReader) {
 
 // MarshalBinary encodes the record, ratchet secrets included.
 func (r *SessionRecord) MarshalBinary() ([]byte, error) {
+	return marshalSessions(recordVersion, r.addr, &r.sessionState, r.previous)
+}
+
+// UnmarshalBinary decodes a record written by MarshalBinary.
+func (r *SessionRecord) UnmarshalBinary(b []byte) error {
+	var v SessionRecord
+	if err := unmarshalSessions(b, "session", recordVersion, &v.addr, &v.sessionState, &v.previous); err != nil {
+		return err
+	}
+	*r = v
+	return nil
+}
+
+// sessionCodec is a session state (*sessionState or *legacyState) as the
+// session records encode it.
+type sessionCodec[S any] interface {
+	*S
+	marshal(*recWriter) error
+	unmarshal(*recReader)
+}
+
+// marshalSessions encodes a session record of either protocol: version,
+// address, current state, previous states (at most MaxPreviousSessions).
+func marshalSessions[S any, PS sessionCodec[S]](version byte, a Address, cur PS, previous []S) ([]byte, error) {
 	w := recWriter{b: make([]byte, 0, 512)}
-	w.b = append(w.b, recordVersion)
-	w.string(r.addr.JID.String())
-	w.uint(uint64(r.addr.Device))
-	if err := r.sessionState.marshal(&w); err != nil {
+	w.b = append(w.b, version)
+	w.string(a.JID.String())
+	w.uint(uint64(a.Device))
+	if err := cur.marshal(&w); err != nil {
 		return nil, err
 	}
-	w.uint(uint64(len(r.previous)))
-	for i := range r.previous {
-		if err := r.previous[i].marshal(&w); err != nil {
+	w.uint(uint64(len(previous)))
+	for i := range previous {
+		if err := PS(&previous[i]).marshal(&w); err != nil {
 			return nil, err
 		}
 	}
 	return w.b, nil
 }
 
-// UnmarshalBinary decodes a record written by MarshalBinary.
-func (r *SessionRecord) UnmarshalBinary(b []byte) error {
-	rd := recReader{b: b, what: "session"}
-	rd.version(recordVersion)
-	var v SessionRecord
+// unmarshalSessions decodes what marshalSessions wrote into a, cur and
+// previous; what names the record in errors.
+func unmarshalSessions[S any, PS sessionCodec[S]](b []byte, what string, version byte, a *Address, cur PS, previous *[]S) error {
+	rd := recReader{b: b, what: what}
+	rd.version(version)
 	j := rd.string()
-	v.addr.Device = rd.uint32()
-	v.sessionState.unmarshal(&rd)
+	a.Device = rd.uint32()
+	cur.unmarshal(&rd)
 	n := rd.uint()
 	if n > MaxPreviousSessions {
 		rd.fail("too many previous states")
 	}
 	for i := uint64(0); i < n && rd.err == nil; i++ {
-		var s sessionState
-		s.unmarshal(&rd)
-		v.previous = append(v.previous, s)
+		var s S
+		PS(&s).unmarshal(&rd)
+		*previous = append(*previous, s)
 	}
 	if err := rd.end(); err != nil {
 		return err
 	}
 	var err error
-	if v.addr.JID, err = parseStoredJID(j); err != nil || !ValidDeviceID(v.addr.Device) {
-		return fmt.Errorf("omemo: %w: session record: invalid address", ErrMalformed)
+	if a.JID, err = parseStoredJID(j); err != nil || !ValidDeviceID(a.Device) {
+		return fmt.Errorf("omemo: %w: %s record: invalid address", ErrMalformed, what)
 	}
-	*r = v
 	return nil
 }
 
