@@ -288,7 +288,22 @@ func FuzzRecords(f *testing.F) {
 		if err != nil {
 			t.Fatalf("%s: marshal of parsed record: %v", name, err)
 		}
-		if name != "session" && name != "legacy session" && !bytes.Equal(out, data) {
+		if name == "session" || name == "legacy session" {
+			return
+		}
+		if out[0] != data[0] {
+			// An older version is written in the newest one, which is
+			// canonical in turn.
+			again := newRecord(name)
+			if err := again.UnmarshalBinary(out); err != nil {
+				t.Fatalf("%s: upgraded record does not decode: %v", name, err)
+			}
+			if b, _ := again.MarshalBinary(); !bytes.Equal(b, out) {
+				t.Fatalf("%s: upgraded record not canonical", name)
+			}
+			return
+		}
+		if !bytes.Equal(out, data) {
 			t.Fatalf("%s: not canonical", name)
 		}
 	})
