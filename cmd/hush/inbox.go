@@ -77,14 +77,32 @@ func (s *session) originID() (sce.Element, error) {
 	rand.Read(b[:])
 	id := base64.RawURLEncoding.EncodeToString(b[:])
 	err := s.st.Update(func(tx omemo.Tx) error {
-		ib, ok := tx.(store.Inbox)
-		if !ok {
-			return errors.New("the store has no inbox")
+		ib, err := inboxOf(tx)
+		if err != nil {
+			return err
 		}
 		return ib.MarkSeen(store.MessageID{Kind: store.OriginID, Scope: s.o.Manager().JID(), ID: id})
 	})
 	el := sce.TextElement(xml.Name{Space: nsSID, Local: "origin-id"}, "", xml.Attr{Name: xml.Name{Local: "id"}, Value: id})
 	return el, err
+}
+
+// inboxOf and cursorOf return the parts of a store transaction hush needs
+// beside OMEMO's (store/kv implements both).
+func inboxOf(tx omemo.Tx) (store.Inbox, error) {
+	ib, ok := tx.(store.Inbox)
+	if !ok {
+		return nil, errors.New("the store has no inbox")
+	}
+	return ib, nil
+}
+
+func cursorOf(tx omemo.Tx) (store.ArchiveCursor, error) {
+	ac, ok := tx.(store.ArchiveCursor)
+	if !ok {
+		return nil, errors.New("the store has no archive cursor")
+	}
+	return ac, nil
 }
 
 // inboxEntry is the payload hush keeps in the store inbox for a decrypted
@@ -98,11 +116,10 @@ func (s *session) seen(ids []store.MessageID) (bool, error) {
 	}
 	var dup bool
 	err := s.st.View(func(tx omemo.Tx) error {
-		ib, ok := tx.(store.Inbox)
-		if !ok {
-			return errors.New("the store has no inbox")
+		ib, err := inboxOf(tx)
+		if err != nil {
+			return err
 		}
-		var err error
 		dup, err = ib.Seen(ids...)
 		return err
 	})
@@ -110,40 +127,39 @@ func (s *session) seen(ids []store.MessageID) (bool, error) {
 }
 
 // putInbox records a decrypted message in the store inbox (in the open
-// batch, if any: see hushEngine.Decrypt). A duplicate is
-// client.ErrDuplicate, so that the client drops it quietly.
+// batch, if any: see hushEngine.Decrypt), or only its ids when it has no
+// text, and moves the archive cursor to it, in one transaction. A
+// duplicate is client.ErrDuplicate, so that the client drops it quietly.
 func (s *session) putInbox(own jid.JID, in *client.Incoming, plain *sce.Stanza, sec *client.Security) error {
 	if plain == nil || sec == nil {
 		return nil
 	}
 	ids := messageIDs(own, in)
-	text := body(plain)
-	if text == "" {
-		// Nothing to show (a chat state, a receipt): remember the ids only.
-		return s.st.Update(func(tx omemo.Tx) error {
-			ib, ok := tx.(store.Inbox)
-			if !ok {
-				return errors.New("the store has no inbox")
-			}
-			if len(ids) == 0 {
-				return nil
-			}
-			return ib.MarkSeen(ids...)
-		})
-	}
-	payload, err := json.Marshal(inboxEntry{From: sec.Sender.String(), Device: sec.Device, Protocol: protocolName(sec.Protocol), Trust: sec.Trust.String(), Via: in.Via.String(), Text: text})
-	if err != nil {
-		return err
-	}
-	dev, _ := strconv.ParseUint(sec.Device, 10, 32)
-	m := &store.Message{From: sec.Sender.Bare(), Device: uint32(dev), IDs: ids, Received: time.Now(), Payload: payload}
-	err = s.st.Update(func(tx omemo.Tx) error {
-		ib, ok := tx.(store.Inbox)
-		if !ok {
-			return errors.New("the store has no inbox")
+	var m *store.Message
+	if text := body(plain); text != "" {
+		payload, err := json.Marshal(inboxEntry{From: sec.Sender.String(), Device: sec.Device, Protocol: protocolName(sec.Protocol), Trust: sec.Trust.String(), Via: in.Via.String(), Text: text})
+		if err != nil {
+			return err
 		}
-		_, err := ib.PutInbox(m)
-		return err
+		dev, _ := strconv.ParseUint(sec.Device, 10, 32)
+		m = &store.Message{From: sec.Sender.Bare(), Device: uint32(dev), IDs: ids, Received: time.Now(), Payload: payload}
+	}
+	err := s.st.Update(func(tx omemo.Tx) error {
+		ib, err := inboxOf(tx)
+		if err != nil {
+			return err
+		}
+		switch {
+		case m != nil:
+			_, err = ib.PutInbox(m)
+		case len(ids) > 0:
+			// Nothing to show (a chat state, a receipt): the ids only.
+			err = ib.MarkSeen(ids...)
+		}
+		if err != nil {
+			return err
+		}
+		return moveCursor(tx, ids)
 	})
 	if errors.Is(err, store.ErrDuplicate) {
 		return fmt.Errorf("%w: %w", client.ErrDuplicate, err)
@@ -190,11 +206,10 @@ func (e hushEngine) decryptOMEMO(ctx context.Context, in *client.Incoming) (*sce
 func (s *session) pendingInbox(limit int) ([]*store.Message, error) {
 	var msgs []*store.Message
 	err := s.st.View(func(tx omemo.Tx) error {
-		ib, ok := tx.(store.Inbox)
-		if !ok {
-			return errors.New("the store has no inbox")
+		ib, err := inboxOf(tx)
+		if err != nil {
+			return err
 		}
-		var err error
 		msgs, err = ib.Inbox(limit)
 		return err
 	})
@@ -204,9 +219,9 @@ func (s *session) pendingInbox(limit int) ([]*store.Message, error) {
 // ack removes a printed message from the inbox.
 func (s *session) ack(seq uint64) error {
 	return s.st.Update(func(tx omemo.Tx) error {
-		ib, ok := tx.(store.Inbox)
-		if !ok {
-			return errors.New("the store has no inbox")
+		ib, err := inboxOf(tx)
+		if err != nil {
+			return err
 		}
 		return ib.Ack(seq)
 	})
@@ -242,11 +257,12 @@ func (s *session) handleIntoInbox(stderr io.Writer) (wake <-chan struct{}, signa
 }
 
 // intoInbox handles one incoming message for hush listen and chat, live
-// or from the archive, and reports whether the inbox may have grown. It
-// moves the archive cursor to the message.
+// or from the archive, and reports whether the inbox may have grown. The
+// archive cursor moves to the message: with its inbox entry (putInbox),
+// or here for a message that has none.
 func (s *session) intoInbox(in *client.Incoming, stderr io.Writer) bool {
-	defer s.advanceCursor(in, stderr)
 	if in.Err != nil {
+		s.advanceCursor(in, stderr)
 		// The archive holds what this device sent itself, which is not
 		// encrypted for it: nothing to say.
 		own := s.o.Manager().JID()
@@ -256,6 +272,7 @@ func (s *session) intoInbox(in *client.Incoming, stderr io.Writer) bool {
 		return false
 	}
 	if in.Security == nil {
+		s.advanceCursor(in, stderr)
 		if slices.ContainsFunc(in.Stanza.Children, func(e sce.Element) bool { return e.Name == xml.Name{Space: nsClient, Local: "body"} }) {
 			fmt.Fprintf(stderr, "hush: warning: ignored an unencrypted message from %s\n", in.From)
 		}
@@ -284,39 +301,48 @@ const (
 	cursorSince = "since:"
 )
 
-// advanceCursor moves the archive cursor to in, if the account's archive
-// stamped it (its XEP-0359 stanza-id by the own bare JID, or its archive
-// id).
+// advanceCursor moves the archive cursor to in, for a message that did not
+// reach the inbox (putInbox moves it in its own transaction).
 func (s *session) advanceCursor(in *client.Incoming, stderr io.Writer) {
-	for _, id := range messageIDs(s.o.Manager().JID(), in) {
-		if id.Kind != store.StanzaID {
-			continue
-		}
-		if err := s.setCursor(cursorID + id.ID); err != nil {
-			fmt.Fprintf(stderr, "hush: warning: archive cursor: %v\n", err)
-		}
-		return
+	ids := messageIDs(s.o.Manager().JID(), in)
+	if err := s.st.Update(func(tx omemo.Tx) error { return moveCursor(tx, ids) }); err != nil {
+		fmt.Fprintf(stderr, "hush: warning: archive cursor: %v\n", err)
 	}
 }
 
-func (s *session) setCursor(c string) error {
-	return s.st.Update(func(tx omemo.Tx) error {
-		ac, ok := tx.(store.ArchiveCursor)
-		if !ok {
-			return errors.New("the store has no archive cursor")
+// moveCursor sets the archive cursor to the archive's id among ids (a
+// stanza-id by the own bare JID, or the archive id), if there is one.
+func moveCursor(tx omemo.Tx, ids []store.MessageID) error {
+	for _, id := range ids {
+		if id.Kind == store.StanzaID {
+			return setCursor(tx, cursorID+id.ID)
 		}
-		return ac.SetArchiveCursor(c)
+	}
+	return nil
+}
+
+func setCursor(tx omemo.Tx, c string) error {
+	ac, err := cursorOf(tx)
+	if err != nil {
+		return err
+	}
+	return ac.SetArchiveCursor(c)
+}
+
+// startCursor sets the archive cursor to now.
+func (s *session) startCursor() error {
+	return s.st.Update(func(tx omemo.Tx) error {
+		return setCursor(tx, cursorSince+time.Now().UTC().Format(time.RFC3339))
 	})
 }
 
 func (s *session) cursor() (string, error) {
 	var c string
 	err := s.st.View(func(tx omemo.Tx) error {
-		ac, ok := tx.(store.ArchiveCursor)
-		if !ok {
-			return errors.New("the store has no archive cursor")
+		ac, err := cursorOf(tx)
+		if err != nil {
+			return err
 		}
-		var err error
 		c, err = ac.ArchiveCursor()
 		return err
 	})
@@ -342,7 +368,7 @@ func (s *session) catchUp(ctx context.Context, stderr io.Writer) error {
 		}
 		q.Start = t
 	default:
-		return s.setCursor(cursorSince + time.Now().UTC().Format(time.RFC3339))
+		return s.startCursor()
 	}
 	err = s.c.CatchUp(ctx, q, func(in *client.Incoming) error {
 		s.intoInbox(in, stderr)
@@ -352,7 +378,7 @@ func (s *session) catchUp(ctx context.Context, stderr io.Writer) error {
 		// The archive no longer has the message of the cursor (expired):
 		// read on from now.
 		fmt.Fprintf(stderr, "hush: warning: the archive no longer holds the last message read; messages since may be missed\n")
-		return s.setCursor(cursorSince + time.Now().UTC().Format(time.RFC3339))
+		return s.startCursor()
 	}
 	return err
 }
