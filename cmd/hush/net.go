@@ -247,14 +247,20 @@ func (s *session) sendText(ctx context.Context, protocol xml.Name, to jid.JID, t
 		},
 	}
 	rep, err := s.c.SendEncrypted(ctx, protocol, msg)
-	var noDevice *omemo.NoEligibleDevicesError
 	switch {
 	case errors.Is(err, ox.ErrNoRecipients):
 		return rep, &exitError{code: exitNotSent, err: fmt.Errorf("%s announces no OpenPGP key; nothing was sent", to), hint: sendHint}
-	case errors.Is(err, errNoTrustedDevice) || errors.Is(err, client.ErrNoRecipientDevice) || errors.As(err, &noDevice):
+	case reachedNoDevice(err):
 		return rep, fmt.Errorf("%s: %w", to, errNoTrustedDevice)
 	}
 	return rep, err
+}
+
+// reachedNoDevice reports whether a failed encrypted send reached no
+// trusted device of the contact, in any of the ways the engines say so.
+func reachedNoDevice(err error) bool {
+	var noDevice *omemo.NoEligibleDevicesError
+	return errors.Is(err, errNoTrustedDevice) || errors.Is(err, client.ErrNoRecipientDevice) || errors.As(err, &noDevice)
 }
 
 // messageText returns the TEXT argument of hush send, or standard input

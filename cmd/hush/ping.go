@@ -97,9 +97,8 @@ func runPing(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 		start := time.Now()
 		resp, rep, err := s.c.SendEncryptedIQ(ctx, client.OMEMOEncrypted, iq)
 		rtt := time.Since(start)
-		var noDevice *omemo.NoEligibleDevicesError
 		switch {
-		case errors.Is(err, errNoTrustedDevice) || errors.Is(err, client.ErrNoRecipientDevice) || errors.As(err, &noDevice):
+		case reachedNoDevice(err):
 			printReport(stderr, rep)
 			return &exitError{code: exitNotSent, err: fmt.Errorf("ping: %s: %w", to.Bare(), errNoTrustedDevice),
 				hint: fmt.Sprintf(`see "hush fingerprints %s" and "hush trust"`, to.Bare())}

@@ -127,7 +127,7 @@ func runVerify(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 			Children: []sce.Element{el},
 		}
 		rep, err := s.c.SendEncrypted(sctx, client.OMEMOEncrypted, msg)
-		if errors.Is(err, errNoTrustedDevice) || errors.Is(err, client.ErrNoRecipientDevice) {
+		if reachedNoDevice(err) {
 			printReport(stderr, rep)
 			return &exitError{code: exitNotSent, err: fmt.Errorf("verify: %s: %w", peer, errNoTrustedDevice)}
 		}
