@@ -453,7 +453,22 @@ func (o *OMEMO) Prepare(ctx context.Context, bare jid.JID) error {
 	if !slices.Contains(errs, nil) {
 		return errors.Join(errs...)
 	}
-	o.prepare(ctx, []jid.JID{bare}, 0)
+	// The lists were just fetched: only the bundles are left (prepare
+	// would fetch a missing list once more).
+	if o.v2 {
+		devices, _, err := o.m.NeedBundles(bare)
+		if err != nil {
+			return err
+		}
+		o.fetchBundles(ctx, devices)
+	}
+	if o.legacy {
+		devices, _, err := o.m.NeedLegacyBundles(bare)
+		if err != nil {
+			return err
+		}
+		fetchAll(ctx, o, devices, o.fetchLegacyBundle)
+	}
 	return nil
 }
 
